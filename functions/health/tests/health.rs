@@ -1,0 +1,4 @@
+#[tokio::test]
+async fn reports_ok() {
+    assert_eq!(health::health().await.status, "ok");
+}

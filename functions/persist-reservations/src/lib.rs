@@ -1,0 +1,28 @@
+//! Stream-triggered: writes every reservation state change to the reservation store.
+//! Writes are idempotent upserts, so a redelivered batch changes nothing.
+
+use shared::Context;
+use shared::domain::ReservationEvent;
+use shared::error::StoreError;
+use shared::metrics::EVENTS_PERSISTED;
+
+/// Stores a batch of events; the trigger acknowledges the batch only after this succeeds.
+pub async fn persist_reservations(
+    ctx: &Context,
+    events: &[ReservationEvent],
+) -> Result<(), StoreError> {
+    let (known, unknown): (Vec<_>, Vec<_>) = events
+        .iter()
+        .cloned()
+        .partition(|event| event.version == ReservationEvent::VERSION);
+    if !unknown.is_empty() {
+        // A newer producer: skipping is safe only because the stock store stays authoritative.
+        tracing::warn!(
+            count = unknown.len(),
+            "skipped events of an unknown version"
+        );
+    }
+    ctx.reservations.apply(&known).await?;
+    EVENTS_PERSISTED.inc_by(known.len() as u64);
+    Ok(())
+}

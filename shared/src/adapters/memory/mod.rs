@@ -1,0 +1,53 @@
+//! In-process adapters: the whole flow in one process with nothing to install.
+
+mod catalogue;
+mod reservations;
+mod stock;
+mod stream;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+pub use catalogue::MemoryCatalogue;
+pub use reservations::MemoryReservationStore;
+pub use stock::MemoryStockStore;
+pub use stream::{MemoryEventSink, MemoryEventSource, channel};
+
+use crate::clock::Clock;
+use crate::context::Context;
+
+/// The embedded stack: memory adapters wired together, and the stream's consuming end.
+pub struct Embedded {
+    pub context: Context,
+    pub events: MemoryEventSource,
+    pub stock: Arc<MemoryStockStore>,
+    pub reservations: Arc<MemoryReservationStore>,
+}
+
+impl Embedded {
+    pub fn new(clock: Arc<dyn Clock>, reservation_ttl: Duration) -> Self {
+        let (sink, events) = channel();
+        let stock = Arc::new(MemoryStockStore::new(sink));
+        let reservations = Arc::new(MemoryReservationStore::default());
+        let context = Context {
+            catalogue: Arc::new(MemoryCatalogue::default()),
+            stock: stock.clone(),
+            reservations: reservations.clone(),
+            clock,
+            reservation_ttl,
+        };
+        Self {
+            context,
+            events,
+            stock,
+            reservations,
+        }
+    }
+}
+
+/// Locks a mutex even if a thread panicked while holding it: every critical section here
+/// leaves the state whole before anything that could panic.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}

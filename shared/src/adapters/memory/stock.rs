@@ -1,0 +1,275 @@
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{MemoryEventSink, lock};
+use crate::contracts::{
+    HoldRequest, ReservationChange, ReserveError, SettleError, Settlement, StockStore,
+};
+use crate::domain::{
+    Category, CategoryName, EventId, Reservation, ReservationEvent, ReservationId,
+    ReservationStatus, StockCounts, UserId,
+};
+use crate::error::StoreError;
+
+/// Stock and holds behind one mutex: each operation is a short critical section that never
+/// awaits, which makes every transition atomic and costs well under a microsecond.
+pub struct MemoryStockStore {
+    state: Mutex<State>,
+    events: MemoryEventSink,
+}
+
+#[derive(Default)]
+struct State {
+    categories: HashMap<EventId, HashMap<CategoryName, CategoryStock>>,
+    reservations: HashMap<ReservationId, Reservation>,
+    /// user -> Idempotency-Key -> the reservation that key created.
+    idempotency: HashMap<UserId, HashMap<String, ReservationId>>,
+    /// Deadlines of live holds, earliest first, for the sweeper.
+    deadlines: BTreeSet<(DateTime<Utc>, ReservationId)>,
+}
+
+struct CategoryStock {
+    counts: StockCounts,
+    max_per_user: Option<u32>,
+    /// Tickets each user holds or bought here; kept only when `max_per_user` is set.
+    per_user: HashMap<UserId, u32>,
+}
+
+impl CategoryStock {
+    fn hold(&mut self, user: &UserId, qty: u32) {
+        self.counts.available -= qty;
+        self.counts.held += qty;
+        if self.max_per_user.is_some() {
+            *self.per_user.entry(user.clone()).or_default() += qty;
+        }
+    }
+
+    fn sell(&mut self, qty: u32) {
+        self.counts.held -= qty;
+        self.counts.sold += qty;
+    }
+
+    /// A hold that ends unsold gives its tickets back, to the stock and to the user's limit.
+    fn release(&mut self, user: &UserId, qty: u32) {
+        self.counts.held -= qty;
+        self.counts.available += qty;
+        if let Some(count) = self.per_user.get_mut(user) {
+            *count -= qty;
+            if *count == 0 {
+                self.per_user.remove(user);
+            }
+        }
+    }
+}
+
+impl State {
+    fn stock(&mut self, event: EventId, category: &str) -> Option<&mut CategoryStock> {
+        self.categories.get_mut(&event)?.get_mut(category)
+    }
+
+    /// Moves a live hold to a final state and returns its stock; the one place holds end.
+    fn finish(
+        &mut self,
+        id: ReservationId,
+        status: ReservationStatus,
+        now: DateTime<Utc>,
+    ) -> Option<&Reservation> {
+        let reservation = self.reservations.get_mut(&id)?;
+        debug_assert_eq!(reservation.status, ReservationStatus::Held);
+        reservation.status = status;
+        reservation.updated_at = now;
+        self.deadlines.remove(&(reservation.expires_at, id));
+        let stock = self
+            .categories
+            .get_mut(&reservation.event_id)?
+            .get_mut(reservation.category.as_str())?;
+        match status {
+            ReservationStatus::Confirmed => stock.sell(reservation.qty.get()),
+            _ => stock.release(&reservation.user_id, reservation.qty.get()),
+        }
+        Some(reservation)
+    }
+}
+
+impl MemoryStockStore {
+    pub fn new(events: MemoryEventSink) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            events,
+        }
+    }
+
+    /// The counters of every category, for invariant checks in tests.
+    pub fn all_counts(&self) -> Vec<StockCounts> {
+        let state = lock(&self.state);
+        state
+            .categories
+            .values()
+            .flat_map(|categories| categories.values().map(|stock| stock.counts))
+            .collect()
+    }
+
+    fn publish(&self, reservation: &Reservation) {
+        self.events.publish(ReservationEvent::of(reservation));
+    }
+}
+
+#[async_trait]
+impl StockStore for MemoryStockStore {
+    async fn add_category(&self, category: &Category) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state
+            .categories
+            .entry(category.event_id)
+            .or_default()
+            .entry(category.name.clone())
+            .or_insert_with(|| CategoryStock {
+                counts: StockCounts::new(category.total_stock.get()),
+                max_per_user: category.max_per_user.map(|limit| limit.get()),
+                per_user: HashMap::new(),
+            });
+        Ok(())
+    }
+
+    async fn counts(&self, event: EventId) -> Result<Vec<(CategoryName, StockCounts)>, StoreError> {
+        let state = lock(&self.state);
+        Ok(state
+            .categories
+            .get(&event)
+            .map(|categories| {
+                categories
+                    .iter()
+                    .map(|(name, stock)| (name.clone(), stock.counts))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
+        let mut state = lock(&self.state);
+        if let Some(key) = &hold.idempotency_key {
+            let earlier = state
+                .idempotency
+                .get(&hold.user)
+                .and_then(|keys| keys.get(key.as_str()));
+            if let Some(reservation) = earlier.and_then(|id| state.reservations.get(id)) {
+                let same_request = reservation.event_id == hold.event_id
+                    && reservation.category == hold.category
+                    && reservation.qty == hold.qty;
+                if !same_request {
+                    return Err(ReserveError::IdempotencyKeyReused);
+                }
+                return Ok(ReservationChange {
+                    reservation: reservation.clone(),
+                    changed: false,
+                });
+            }
+        }
+
+        let qty = hold.qty.get();
+        let stock = state
+            .stock(hold.event_id, hold.category.as_str())
+            .ok_or(ReserveError::UnknownCategory)?;
+        if let Some(max) = stock.max_per_user {
+            let owned = stock.per_user.get(&hold.user).copied().unwrap_or(0);
+            if owned + qty > max {
+                return Err(ReserveError::LimitExceeded { max });
+            }
+        }
+        if stock.counts.available < qty {
+            return Err(ReserveError::SoldOut);
+        }
+        stock.hold(&hold.user, qty);
+
+        let reservation = Reservation {
+            id: ReservationId::generate(),
+            event_id: hold.event_id,
+            category: hold.category,
+            user_id: hold.user,
+            qty: hold.qty,
+            status: ReservationStatus::Held,
+            created_at: hold.now,
+            expires_at: hold.expires_at,
+            updated_at: hold.now,
+        };
+        state
+            .deadlines
+            .insert((reservation.expires_at, reservation.id));
+        if let Some(key) = hold.idempotency_key {
+            state
+                .idempotency
+                .entry(reservation.user_id.clone())
+                .or_default()
+                .insert(key.as_str().to_owned(), reservation.id);
+        }
+        state
+            .reservations
+            .insert(reservation.id, reservation.clone());
+        self.publish(&reservation);
+        Ok(ReservationChange {
+            reservation,
+            changed: true,
+        })
+    }
+
+    async fn settle(
+        &self,
+        id: ReservationId,
+        user: &UserId,
+        settlement: Settlement,
+        now: DateTime<Utc>,
+    ) -> Result<ReservationChange, SettleError> {
+        let mut state = lock(&self.state);
+        let reservation = state
+            .reservations
+            .get(&id)
+            .filter(|reservation| reservation.user_id == *user)
+            .ok_or(SettleError::NotFound)?;
+        let wanted = settlement.status();
+        match reservation.status {
+            // Past its deadline a hold can only expire; the sweeper records that.
+            ReservationStatus::Held if now >= reservation.expires_at => Err(SettleError::Expired),
+            ReservationStatus::Held => {
+                let settled = state
+                    .finish(id, wanted, now)
+                    .cloned()
+                    .ok_or_else(|| StoreError("hold without stock".into()))?;
+                self.publish(&settled);
+                Ok(ReservationChange {
+                    reservation: settled,
+                    changed: true,
+                })
+            }
+            ReservationStatus::Expired => Err(SettleError::Expired),
+            status if status == wanted => Ok(ReservationChange {
+                reservation: reservation.clone(),
+                changed: false,
+            }),
+            status => Err(SettleError::AlreadyFinal(status)),
+        }
+    }
+
+    async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        let due: Vec<ReservationId> = state
+            .deadlines
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now)
+            .take(limit)
+            .map(|(_, id)| *id)
+            .collect();
+        for &id in &due {
+            if let Some(expired) = state.finish(id, ReservationStatus::Expired, now) {
+                self.events.publish(ReservationEvent::of(expired));
+            }
+        }
+        Ok(due.len())
+    }
+
+    async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+        Ok(lock(&self.state).reservations.get(&id).cloned())
+    }
+}

@@ -1,0 +1,175 @@
+//! HS256 JSON Web Tokens with two roles. Only HS256 is accepted: `alg: none` and every other
+//! algorithm are refused before the signature is looked at.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::UserId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Creates events and categories; may read any reservation.
+    Admin,
+    /// A fan: reserves, confirms, reads their own reservations.
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::User => "user",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "admin" => Ok(Self::Admin),
+            "user" => Ok(Self::User),
+            _ => Err(format!("unknown role {raw:?}: expected admin or user")),
+        }
+    }
+}
+
+/// Who is calling, from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    pub role: Role,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    iat: u64,
+    exp: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("invalid or expired token")]
+    Invalid,
+}
+
+/// Signs and verifies tokens with one shared secret. Deliberately not `Debug`: it holds the key.
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Jwt {
+    /// Clock skew tolerated on `exp` and `nbf`.
+    const LEEWAY_SECS: u64 = 5;
+
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = Self::LEEWAY_SECS;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// A token for `sub` with `role`, valid for `ttl` from now.
+    pub fn issue(&self, role: Role, sub: &UserId, ttl: Duration) -> Result<String, String> {
+        let iat = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: sub.as_str().to_owned(),
+            role,
+            iat,
+            exp: iat.saturating_add(ttl.as_secs()),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|err| format!("cannot sign token: {err}"))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| AuthError::Invalid)?;
+        let user = UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid)?;
+        Ok(Caller {
+            user,
+            role: data.claims.role,
+        })
+    }
+
+    /// Reads `Authorization: Bearer <token>` and verifies it.
+    pub fn verify_header(&self, authorization: Option<&[u8]>) -> Result<Caller, AuthError> {
+        let value = authorization.ok_or(AuthError::Missing)?;
+        let token = value
+            .strip_prefix(b"Bearer ")
+            .and_then(|token| std::str::from_utf8(token).ok())
+            .ok_or(AuthError::Invalid)?;
+        self.verify(token.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::parse("fan-1").unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_role() {
+        let jwt = Jwt::new(b"test-secret");
+        let token = jwt
+            .issue(Role::Admin, &user(), Duration::from_secs(60))
+            .unwrap();
+        let caller = jwt.verify(&token).unwrap();
+        assert_eq!(caller.role, Role::Admin);
+        assert_eq!(caller.user, user());
+    }
+
+    #[test]
+    fn another_secret_is_refused() {
+        let token = Jwt::new(b"one")
+            .issue(Role::User, &user(), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(Jwt::new(b"two").verify(&token), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn unsigned_tokens_are_refused() {
+        let jwt = Jwt::new(b"test-secret");
+        let token = jwt
+            .issue(Role::User, &user(), Duration::from_secs(60))
+            .unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        // {"alg":"none","typ":"JWT"}
+        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        assert_eq!(jwt.verify(&unsigned), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn header_needs_the_bearer_scheme() {
+        let jwt = Jwt::new(b"test-secret");
+        let token = jwt
+            .issue(Role::User, &user(), Duration::from_secs(60))
+            .unwrap();
+        assert!(
+            jwt.verify_header(Some(format!("Bearer {token}").as_bytes()))
+                .is_ok()
+        );
+        assert_eq!(jwt.verify_header(None), Err(AuthError::Missing));
+        assert_eq!(
+            jwt.verify_header(Some(format!("Basic {token}").as_bytes())),
+            Err(AuthError::Invalid)
+        );
+    }
+}

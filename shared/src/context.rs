@@ -1,0 +1,17 @@
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::clock::Clock;
+use crate::contracts::{Catalogue, ReservationStore, StockStore};
+
+/// What a function gets besides its input: the contracts it may call.
+#[derive(Clone)]
+pub struct Context {
+    pub catalogue: Arc<dyn Catalogue>,
+    pub stock: Arc<dyn StockStore>,
+    pub reservations: Arc<dyn ReservationStore>,
+    pub clock: Arc<dyn Clock>,
+    /// How long a hold lasts before it expires.
+    pub reservation_ttl: Duration,
+}

@@ -1,0 +1,69 @@
+//! Prometheus metrics of the whole process, registered once in the default registry.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramVec, IntCounter, IntCounterVec, TextEncoder, register_histogram_vec,
+    register_int_counter, register_int_counter_vec,
+};
+
+// Registration fails only for a name registered twice: a programming error caught by any test.
+const UNIQUE: &str = "metric names are unique";
+
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "http_requests_total",
+        "HTTP requests answered, by function, method and status.",
+        &["function", "method", "status"]
+    )
+    .expect(UNIQUE)
+});
+
+pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "http_request_duration_seconds",
+        "Time from request to response, by function.",
+        &["function"],
+        vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5
+        ]
+    )
+    .expect(UNIQUE)
+});
+
+pub static RESERVATIONS: LazyLock<IntCounter> =
+    LazyLock::new(|| register_int_counter!("reservation_total", "Holds created.").expect(UNIQUE));
+
+pub static FAILED_RESERVATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "failed_reservation_total",
+        "Reservations refused, by reason.",
+        &["reason"]
+    )
+    .expect(UNIQUE)
+});
+
+pub static HOLD_OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "hold_outcomes_total",
+        "Holds that ended, by outcome (confirmed, cancelled, expired).",
+        &["outcome"]
+    )
+    .expect(UNIQUE)
+});
+
+pub static EVENTS_PERSISTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "persisted_events_total",
+        "Reservation events written to the reservation store."
+    )
+    .expect(UNIQUE)
+});
+
+/// Every registered metric in the Prometheus text format.
+pub fn render() -> String {
+    let mut out = Vec::with_capacity(8 * 1024);
+    // Encoding into a Vec cannot fail for well-formed metric families.
+    let _ = TextEncoder::new().encode(&prometheus::gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
