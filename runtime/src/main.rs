@@ -1,1 +1,129 @@
-fn main() {}
+//! `ticketd`: runs the functions (`serve`, the default) or prints a token (`token`).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use shared::auth::{Jwt, Role};
+use shared::domain::UserId;
+use ticketd::Settings;
+use ticketd::config::DEV_SECRET;
+use tracing_subscriber::EnvFilter;
+
+/// Concert ticket booking backend: serverless-style functions on a small hyper + tower runtime.
+///
+/// Without a command, `ticketd` serves (same as `ticketd serve`). Every setting can be given
+/// as a flag or as the environment variable named beside it. Logs: `RUST_LOG` filters them
+/// (default `info`), `LOG_FORMAT=json` prints them as JSON.
+#[derive(Parser)]
+#[command(name = "ticketd", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the mounted functions over HTTP, with the embedded (in-memory) adapters.
+    Serve(Settings),
+    /// Print a signed HS256 token, alone on stdout.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// admin or user.
+    #[arg(long)]
+    role: Role,
+    /// The subject: who the token is for.
+    #[arg(long, value_parser = UserId::parse)]
+    sub: UserId,
+    /// The secret to sign with [default: dev-secret].
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// How long the token is valid (e.g. 1h, 30m, 7d).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => token(args),
+        Some(Command::Serve(settings)) => serve(settings),
+        None => serve(cli.serve),
+    }
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let secret = args.secret.as_deref().unwrap_or(DEV_SECRET);
+    match Jwt::new(secret.as_bytes()).issue(args.role, &args.sub, args.ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ticketd token: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    init_logging();
+    if settings.jwt_secret.is_none() {
+        tracing::warn!(
+            "JWT_SECRET is not set: using the development secret {DEV_SECRET:?}. \
+             Anyone can sign tokens for this server. Set JWT_SECRET outside development."
+        );
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ticketd: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ticketd::serve(settings, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(%err, "ticketd stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,84 @@
+//! One adapter per function: request -> typed input -> function -> status + JSON.
+
+use std::sync::Arc;
+
+use http::header::HeaderValue;
+use http::StatusCode;
+use shared::domain::{EventId, IdempotencyKey, ReservationId};
+use shared::{ApiError, Context};
+
+use super::request::{Request, caller, json_body, path_id};
+use super::response::{Response, json, with_body};
+
+/// What every adapter gets: the functions' context and the runtime's own limits.
+pub struct AppState {
+    pub ctx: Context,
+    pub body_limit: usize,
+}
+
+type Result = std::result::Result<Response, ApiError>;
+
+pub async fn create_event(state: Arc<AppState>, request: Request) -> Result {
+    let input = json_body(request, state.body_limit).await?;
+    let event = create_event::create_event(&state.ctx, input).await?;
+    Ok(json(StatusCode::CREATED, &event))
+}
+
+pub async fn add_ticket_category(state: Arc<AppState>, request: Request) -> Result {
+    let event_id = path_id(&request, EventId::parse)?;
+    let input = json_body(request, state.body_limit).await?;
+    let category =
+        add_ticket_category::add_ticket_category(&state.ctx, event_id, input).await?;
+    Ok(json(StatusCode::CREATED, &category))
+}
+
+pub async fn get_availability(state: Arc<AppState>, request: Request) -> Result {
+    let event_id = path_id(&request, EventId::parse)?;
+    let availability = get_availability::get_availability(&state.ctx, event_id).await?;
+    Ok(json(StatusCode::OK, &availability))
+}
+
+pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
+    let user = caller(&request)?.user;
+    let idempotency_key = request
+        .headers()
+        .get("idempotency-key")
+        .map(|value| {
+            let raw = value.to_str().map_err(|_| "Idempotency-Key must be ASCII".to_owned())?;
+            IdempotencyKey::parse(raw)
+        })
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let request = json_body(request, state.body_limit).await?;
+    let input = reserve::ReserveInput {
+        user,
+        idempotency_key,
+        request,
+    };
+    let change = reserve::reserve(&state.ctx, input).await?;
+    Ok(json(StatusCode::CREATED, &change.reservation))
+}
+
+pub async fn confirm(state: Arc<AppState>, request: Request) -> Result {
+    let user = caller(&request)?.user;
+    let request = json_body(request, state.body_limit).await?;
+    let change = confirm::confirm(&state.ctx, confirm::ConfirmInput { user, request }).await?;
+    Ok(json(StatusCode::OK, &change.reservation))
+}
+
+pub async fn get_reservation(state: Arc<AppState>, request: Request) -> Result {
+    let caller = caller(&request)?;
+    let id = path_id(&request, ReservationId::parse)?;
+    let reservation = get_reservation::get_reservation(&state.ctx, &caller, id).await?;
+    Ok(json(StatusCode::OK, &reservation))
+}
+
+pub async fn health(_: Arc<AppState>, _: Request) -> Result {
+    Ok(json(StatusCode::OK, &health::health().await))
+}
+
+pub async fn metrics(_: Arc<AppState>, _: Request) -> Result {
+    let text = metrics::metrics().await;
+    let content_type = HeaderValue::from_static(metrics::CONTENT_TYPE);
+    Ok(with_body(StatusCode::OK, content_type, text))
+}

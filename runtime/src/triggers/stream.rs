@@ -1,0 +1,49 @@
+//! Feeds the reservation stream to persist-reservations in batches, acknowledging each batch
+//! only once it is stored. On stop it stores what was already received, then returns.
+
+use std::time::Duration;
+
+use shared::Context;
+use shared::contracts::EventSource;
+use shared::domain::ReservationEvent;
+use tokio::sync::watch;
+
+const BATCH: usize = 500;
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+pub async fn run_persist_reservations(
+    ctx: Context,
+    mut source: impl EventSource,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let batch = tokio::select! {
+            batch = source.next_batch(BATCH) => batch,
+            _ = stop.changed() => break,
+        };
+        match batch {
+            Ok(Some(batch)) => persist(&ctx, &mut source, &batch).await,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(%err, "reading the reservation stream failed");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+    source.close();
+    while let Ok(Some(batch)) = source.next_batch(BATCH).await {
+        persist(&ctx, &mut source, &batch).await;
+    }
+}
+
+/// Stores `batch`, retrying until it is stored: an unstored event is never acknowledged.
+async fn persist(ctx: &Context, source: &mut impl EventSource, batch: &[ReservationEvent]) {
+    while let Err(err) = persist_reservations::persist_reservations(ctx, batch).await {
+        tracing::warn!(%err, events = batch.len(), "persisting failed; retrying");
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+    if let Err(err) = source.commit().await {
+        // The batch is stored; redelivery after this failure is harmless (upserts).
+        tracing::warn!(%err, "acknowledging a stored batch failed");
+    }
+}
