@@ -17,8 +17,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::config::{FunctionName, Settings};
-use crate::http::{router, serve_connections};
 use crate::http::handlers::AppState;
+use crate::http::{router, serve_connections};
 use crate::triggers;
 
 /// How long a stopping process gives the stream trigger to store what it already received.

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use http::header::HeaderValue;
 use http::StatusCode;
+use http::header::HeaderValue;
 use shared::domain::{EventId, IdempotencyKey, ReservationId};
 use shared::{ApiError, Context};
 
@@ -27,8 +27,7 @@ pub async fn create_event(state: Arc<AppState>, request: Request) -> Result {
 pub async fn add_ticket_category(state: Arc<AppState>, request: Request) -> Result {
     let event_id = path_id(&request, EventId::parse)?;
     let input = json_body(request, state.body_limit).await?;
-    let category =
-        add_ticket_category::add_ticket_category(&state.ctx, event_id, input).await?;
+    let category = add_ticket_category::add_ticket_category(&state.ctx, event_id, input).await?;
     Ok(json(StatusCode::CREATED, &category))
 }
 
@@ -44,7 +43,9 @@ pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
         .headers()
         .get("idempotency-key")
         .map(|value| {
-            let raw = value.to_str().map_err(|_| "Idempotency-Key must be ASCII".to_owned())?;
+            let raw = value
+                .to_str()
+                .map_err(|_| "Idempotency-Key must be ASCII".to_owned())?;
             IdempotencyKey::parse(raw)
         })
         .transpose()

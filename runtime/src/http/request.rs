@@ -49,7 +49,11 @@ pub async fn json_body<T: DeserializeOwned>(request: Request, limit: usize) -> R
             if err.is::<http_body_util::LengthLimitError>() {
                 too_large()
             } else {
-                ApiError::new(ErrorKind::BadRequest, "malformed_body", "the body could not be read")
+                ApiError::new(
+                    ErrorKind::BadRequest,
+                    "malformed_body",
+                    "the body could not be read",
+                )
             }
         })?
         .to_bytes();

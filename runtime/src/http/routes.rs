@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::{BoxFuture, Either};
-use http::header::{ALLOW, HeaderValue};
 use http::Method;
+use http::header::{ALLOW, HeaderValue};
 use shared::auth::{Jwt, Role};
 use shared::metrics::HTTP_REQUESTS;
 use shared::{ApiError, ErrorKind};
@@ -135,7 +135,10 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
     let limit = GlobalConcurrencyLimitLayer::new(settings.max_in_flight as usize);
     let mut by_path: Vec<(&'static str, Vec<(Method, RouteService)>)> = Vec::new();
     for route in table() {
-        if route.mounted_by.is_some_and(|function| !settings.mounts(function)) {
+        if route
+            .mounted_by
+            .is_some_and(|function| !settings.mounts(function))
+        {
             continue;
         }
         let (state, handler) = (state.clone(), route.handler);
@@ -174,10 +177,8 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
     }
 }
 
-type RouterFuture = Either<
-    tower::util::Oneshot<RouteService, Request>,
-    Ready<Result<Response, Infallible>>,
->;
+type RouterFuture =
+    Either<tower::util::Oneshot<RouteService, Request>, Ready<Result<Response, Infallible>>>;
 
 impl Service<Request> for Router {
     type Response = Response;
@@ -224,7 +225,11 @@ impl Service<Request> for Router {
 fn unrouted(request: &Request, err: ApiError) -> Response {
     let response = response::error(&err);
     HTTP_REQUESTS
-        .with_label_values(&["none", method_label(request.method()), response.status().as_str()])
+        .with_label_values(&[
+            "none",
+            method_label(request.method()),
+            response.status().as_str(),
+        ])
         .inc();
     response
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use http::header::AUTHORIZATION;
 use shared::auth::{AuthError, Jwt, Role};
 use shared::{ApiError, ErrorKind};
-use tower::filter::{FilterLayer, Predicate};
 use tower::BoxError;
+use tower::filter::{FilterLayer, Predicate};
 
 use crate::http::request::Request;
 
@@ -44,7 +44,10 @@ impl Predicate<Request> for Authenticate {
             Access::AnyRole => None,
             Access::Role(role) => Some(role),
         };
-        let header = request.headers().get(AUTHORIZATION).map(|value| value.as_bytes());
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|value| value.as_bytes());
         let caller = self.jwt.verify_header(header).map_err(|err| {
             let message = match err {
                 AuthError::Missing => "a bearer token is required",

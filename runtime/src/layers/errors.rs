@@ -79,7 +79,11 @@ fn into_response(err: BoxError) -> Response {
             "too many requests in flight, retry shortly",
         )
     } else if err.is::<Elapsed>() {
-        ApiError::new(ErrorKind::Unavailable, "timeout", "the request took too long")
+        ApiError::new(
+            ErrorKind::Unavailable,
+            "timeout",
+            "the request took too long",
+        )
     } else {
         tracing::error!(%err, "unexpected error");
         ApiError::internal()

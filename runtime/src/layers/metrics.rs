@@ -10,8 +10,8 @@ use prometheus::Histogram;
 use shared::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 use tower::{Layer, Service};
 
-use crate::http::response::Response;
 use crate::http::request::Request;
+use crate::http::response::Response;
 
 #[derive(Clone)]
 pub struct MetricsLayer {

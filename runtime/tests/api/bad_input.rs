@@ -1,0 +1,222 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestApp, error_code, spawn_app};
+
+async fn post_raw(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_reservations_get_a_clear_400_and_change_nothing() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(10, None).await;
+    let user = app.user("ann");
+    let cases = [
+        ("{\"event_id\":", "malformed_json"),
+        ("[1,2,3]", "invalid_field"),
+        ("{}", "invalid_field"),
+        (
+            &*json!({"event_id": event_id, "category": "Floor", "qty": 0}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &json!({"event_id": event_id, "category": "Floor", "qty": -1}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &json!({"event_id": event_id, "category": "Floor", "qty": 11}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &json!({"event_id": event_id, "category": "Floor", "qty": 1.5}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &json!({"event_id": event_id, "category": "Floor", "qty": "1"}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &format!(
+                r#"{{"event_id":"{event_id}","category":"Floor","qty":99999999999999999999}}"#
+            ),
+            "invalid_field",
+        ),
+        (
+            &json!({"event_id": "not-a-uuid", "category": "Floor", "qty": 1}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &json!({"event_id": event_id, "category": "", "qty": 1}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &json!({"event_id": event_id, "category": "Floor", "qty": 1, "price": 0}).to_string(),
+            "invalid_field",
+        ),
+        (
+            &format!(r#"{{"event_id":"{event_id}","category":"Floor","qty":1,"qty":2}}"#),
+            "invalid_field",
+        ),
+        (
+            &format!("{}1{}", "[".repeat(200), "]".repeat(200)),
+            "invalid_field",
+        ),
+    ];
+    for (body, code) in cases {
+        let response = post_raw(&app, "/reserve", &user, "application/json", body.to_owned()).await;
+        assert_eq!(
+            error_code(response, StatusCode::BAD_REQUEST).await,
+            code,
+            "{body}"
+        );
+    }
+    let bad_key = app
+        .client
+        .post(app.url("/reserve"))
+        .bearer_auth(&user)
+        .header("idempotency-key", "has spaces")
+        .json(&json!({"event_id": event_id, "category": "Floor", "qty": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(bad_key, StatusCode::BAD_REQUEST).await,
+        "invalid_field"
+    );
+    assert_eq!(app.floor(&event_id).await, (10, 10, 0, 0));
+}
+
+#[tokio::test]
+async fn bad_catalogue_input_gets_a_clear_400() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(10, None).await;
+    let admin = app.admin();
+    let events = [
+        json!({"name": "", "date": "2030-01-01T00:00:00Z"}),
+        json!({"name": "x", "date": "2030-01-01"}),
+        json!({"name": "x", "date": "01/02/2030 20:00"}),
+        json!({"name": "x", "date": "2030-01-01T00:00:00Z", "organiser": "me"}),
+    ];
+    for event in events {
+        let response = app.post("/events", Some(&admin), &event).await;
+        assert_eq!(
+            error_code(response, StatusCode::BAD_REQUEST).await,
+            "invalid_field",
+            "{event}"
+        );
+    }
+    let path = format!("/events/{event_id}/ticket-category");
+    let categories = [
+        json!({"name": "A", "total_stock": -1, "price": 1}),
+        json!({"name": "A", "total_stock": 1, "price": -1}),
+        json!({"name": "A", "total_stock": 1, "price": 0.001}),
+        json!({"name": "A", "total_stock": 100_000_000, "price": 1}),
+        json!({"name": " ", "total_stock": 1, "price": 1}),
+        json!({"name": "A", "total_stock": 1, "price": 1, "max_per_user": 0}),
+    ];
+    for category in categories {
+        let response = app.post(&path, Some(&admin), &category).await;
+        assert_eq!(
+            error_code(response, StatusCode::BAD_REQUEST).await,
+            "invalid_field",
+            "{category}"
+        );
+    }
+    let bad_path = app
+        .post(
+            "/events/not-a-uuid/ticket-category",
+            Some(&admin),
+            &categories_ok(),
+        )
+        .await;
+    assert_eq!(
+        error_code(bad_path, StatusCode::BAD_REQUEST).await,
+        "invalid_field"
+    );
+    let bad_path = app.get("/events/not-a-uuid/availability", None).await;
+    assert_eq!(
+        error_code(bad_path, StatusCode::BAD_REQUEST).await,
+        "invalid_field"
+    );
+    let bad_path = app.get("/reservations/42", Some(&app.user("ann"))).await;
+    assert_eq!(
+        error_code(bad_path, StatusCode::BAD_REQUEST).await,
+        "invalid_field"
+    );
+    assert_eq!(app.floor(&event_id).await, (10, 10, 0, 0));
+}
+
+fn categories_ok() -> serde_json::Value {
+    json!({"name": "A", "total_stock": 1, "price": 1})
+}
+
+#[tokio::test]
+async fn wrong_content_types_and_huge_bodies_are_refused() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(10, None).await;
+    let user = app.user("ann");
+    let body = json!({"event_id": event_id, "category": "Floor", "qty": 1}).to_string();
+
+    let text = post_raw(&app, "/reserve", &user, "text/plain", body.clone()).await;
+    assert_eq!(
+        error_code(text, StatusCode::UNSUPPORTED_MEDIA_TYPE).await,
+        "unsupported_media_type"
+    );
+    let huge = format!(
+        "{{\"event_id\":\"{event_id}\",\"category\":\"{}\",\"qty\":1}}",
+        "x".repeat(1 << 20)
+    );
+    let huge = post_raw(&app, "/reserve", &user, "application/json", huge).await;
+    assert_eq!(
+        error_code(huge, StatusCode::PAYLOAD_TOO_LARGE).await,
+        "payload_too_large"
+    );
+    // Without Content-Length (chunked), the limit still holds while reading.
+    let chunks =
+        futures_util::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 16 * 1024])));
+    let streamed = post_raw(
+        &app,
+        "/reserve",
+        &user,
+        "application/json",
+        reqwest::Body::wrap_stream(chunks),
+    )
+    .await;
+    assert_eq!(
+        error_code(streamed, StatusCode::PAYLOAD_TOO_LARGE).await,
+        "payload_too_large"
+    );
+    assert_eq!(app.floor(&event_id).await, (10, 10, 0, 0));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = spawn_app().await;
+
+    let missing = app.get("/tickets", None).await;
+    assert_eq!(
+        error_code(missing, StatusCode::NOT_FOUND).await,
+        "not_found"
+    );
+
+    let wrong_method = app.client.delete(app.url("/reserve")).send().await.unwrap();
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+    assert_eq!(
+        error_code(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await,
+        "method_not_allowed"
+    );
+}

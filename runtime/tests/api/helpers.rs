@@ -1,0 +1,193 @@
+use std::time::Duration;
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use shared::auth::{Jwt, Role};
+use shared::domain::UserId;
+use ticketd::{Running, Settings};
+
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub running: Running,
+    jwt: Jwt,
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        listen_addr: "127.0.0.1:0".parse().expect("loopback address"),
+        jwt_secret: Some(SECRET.into()),
+        reservation_ttl: 600,
+        functions: None,
+        max_in_flight: 4096,
+        request_timeout: Duration::from_secs(10),
+        body_limit: 16 * 1024,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(settings()).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let running = ticketd::spawn(settings).await.expect("ticketd starts");
+    TestApp {
+        base: format!("http://{}", running.addr),
+        client: Client::new(),
+        running,
+        jwt: Jwt::new(SECRET.as_bytes()),
+    }
+}
+
+pub async fn body(response: Response) -> Value {
+    response.json().await.expect("a JSON body")
+}
+
+/// Asserts the status and the `{"error":{"code","message"}}` shape; returns the code.
+pub async fn error_code(response: Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/json");
+    let body = body(response).await;
+    assert!(body["error"]["message"].is_string(), "{body}");
+    body["error"]["code"]
+        .as_str()
+        .expect("an error code")
+        .to_owned()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn token(&self, role: Role, sub: &str) -> String {
+        let sub = UserId::parse(sub).unwrap();
+        self.jwt
+            .issue(role, &sub, Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Role::Admin, "ops")
+    }
+
+    pub fn user(&self, name: &str) -> String {
+        self.token(Role::User, name)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn create_event(&self) -> String {
+        let event = json!({"name": "Night Show", "date": "2030-06-01T20:00:00Z"});
+        let response = self.post("/events", Some(&self.admin()), &event).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        body(response).await["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn add_category(
+        &self,
+        event_id: &str,
+        name: &str,
+        total: u32,
+        max_per_user: Option<u32>,
+    ) {
+        let mut category = json!({"name": name, "total_stock": total, "price": 49.99});
+        if let Some(max) = max_per_user {
+            category["max_per_user"] = json!(max);
+        }
+        let path = format!("/events/{event_id}/ticket-category");
+        let response = self.post(&path, Some(&self.admin()), &category).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    /// An event with one category "Floor" of `total` tickets; returns the event id.
+    pub async fn event_with_floor(&self, total: u32, max_per_user: Option<u32>) -> String {
+        let event_id = self.create_event().await;
+        self.add_category(&event_id, "Floor", total, max_per_user)
+            .await;
+        event_id
+    }
+
+    pub async fn reserve(&self, user: &str, event_id: &str, qty: i64) -> Response {
+        let request = json!({"event_id": event_id, "category": "Floor", "qty": qty});
+        self.post("/reserve", Some(&self.user(user)), &request)
+            .await
+    }
+
+    pub async fn reserve_with_key(
+        &self,
+        user: &str,
+        event_id: &str,
+        qty: i64,
+        key: &str,
+    ) -> Response {
+        let request = json!({"event_id": event_id, "category": "Floor", "qty": qty});
+        self.client
+            .post(self.url("/reserve"))
+            .bearer_auth(self.user(user))
+            .header("Idempotency-Key", key)
+            .json(&request)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Reserves and returns the new reservation's id.
+    pub async fn hold(&self, user: &str, event_id: &str, qty: i64) -> String {
+        let response = self.reserve(user, event_id, qty).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        body(response).await["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn confirm(&self, user: &str, reservation_id: &str, payment_ok: bool) -> Response {
+        let request = json!({"reservation_id": reservation_id, "payment_ok": payment_ok});
+        self.post("/confirm", Some(&self.user(user)), &request)
+            .await
+    }
+
+    /// The "Floor" counters as (total, available, held, sold), checking the invariant.
+    pub async fn floor(&self, event_id: &str) -> (u64, u64, u64, u64) {
+        let response = self
+            .get(&format!("/events/{event_id}/availability"), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let availability = body(response).await;
+        let floor = &availability["categories"][0];
+        let count = |field: &str| floor[field].as_u64().unwrap();
+        let counts = (
+            count("total"),
+            count("available"),
+            count("held"),
+            count("sold"),
+        );
+        assert_eq!(
+            counts.1 + counts.2 + counts.3,
+            counts.0,
+            "invariant broken: {floor}"
+        );
+        counts
+    }
+}

@@ -1,0 +1,144 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use ticketd::FunctionName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, body, error_code, settings, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_and_metrics_answer() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(1, None).await;
+    app.hold("ann", &event_id, 1).await;
+    app.reserve("bob", &event_id, 1).await;
+
+    let health = app.get("/health", None).await;
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(body(health).await["status"], "ok");
+
+    let metrics = app.get("/metrics", None).await;
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.text().await.unwrap();
+    for expected in [
+        r#"http_requests_total{function="reserve",method="POST",status="201"}"#,
+        r#"http_requests_total{function="reserve",method="POST",status="409"}"#,
+        r#"failed_reservation_total{reason="sold_out"}"#,
+        "reservation_total ",
+        r#"http_request_duration_seconds_bucket{function="reserve","#,
+    ] {
+        assert!(text.contains(expected), "missing {expected}");
+    }
+}
+
+#[tokio::test]
+async fn a_process_serves_only_the_functions_it_mounts() {
+    let app = spawn_app_with(ticketd::Settings {
+        functions: Some(vec![FunctionName::Reserve, FunctionName::Confirm]),
+        ..settings()
+    })
+    .await;
+
+    let event = json!({"name": "x", "date": "2030-01-01T00:00:00Z"});
+    let events = app.post("/events", Some(&app.admin()), &event).await;
+    assert_eq!(error_code(events, StatusCode::NOT_FOUND).await, "not_found");
+    assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
+    let reserve = app.post("/reserve", None, &json!({})).await;
+    assert_eq!(
+        error_code(reserve, StatusCode::UNAUTHORIZED).await,
+        "unauthorized"
+    );
+}
+
+/// Sends the headers of a reservation whose body never comes: the request stays in flight.
+async fn stalled_reservation(app: &TestApp) -> TcpStream {
+    let mut stream = TcpStream::connect(app.running.addr).await.unwrap();
+    let head = format!(
+        "POST /reserve HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n",
+        app.user("slow")
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut response = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    String::from_utf8_lossy(&response[..read]).into_owned()
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_requests_are_shed_with_retry_after() {
+    let app = spawn_app_with(ticketd::Settings {
+        max_in_flight: 1,
+        ..settings()
+    })
+    .await;
+    let event_id = app.event_with_floor(5, None).await;
+    let _stalled = stalled_reservation(&app).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let shed = app.reserve("ann", &event_id, 1).await;
+
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_eq!(
+        error_code(shed, StatusCode::SERVICE_UNAVAILABLE).await,
+        "overloaded"
+    );
+    assert_eq!(app.running.stock.all_counts()[0].available, 5);
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_gets_503() {
+    let app = spawn_app_with(ticketd::Settings {
+        request_timeout: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+    let mut stalled = stalled_reservation(&app).await;
+
+    let response = read_response(&mut stalled).await;
+
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains(r#""code":"timeout""#), "{response}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(5, None).await;
+    let mut in_flight = stalled_reservation(&app).await;
+    let addr = app.running.addr;
+    let reservations = app.running.reservations.clone();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let stopping = tokio::spawn(app.running.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown began"
+    );
+    let body = format!(r#"{{"event_id":"{event_id}","category":"Floor","qty":1}}"#);
+    in_flight
+        .write_all(format!("{body:<100}").as_bytes())
+        .await
+        .unwrap();
+
+    let response = read_response(&mut in_flight).await;
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    stopping.await.unwrap();
+    // The hold made during shutdown was flushed to the reservation store.
+    assert_eq!(reservations.all().len(), 1);
+}
