@@ -1,1 +1,64 @@
+use std::collections::BTreeSet;
 
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+fn document() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// (method, path, needs a token) for every operation of the document.
+fn operations(document: &Value) -> BTreeSet<(String, String, bool)> {
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            operations.insert((method.to_uppercase(), path.clone(), secured));
+        }
+    }
+    operations
+}
+
+#[test]
+fn the_document_lists_exactly_the_runtime_routes() {
+    let documented: BTreeSet<_> = operations(&document())
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    let served: BTreeSet<_> = ticketd::documented_routes()
+        .into_iter()
+        .map(|(method, path)| (method.to_string(), path.to_owned()))
+        .collect();
+    assert_eq!(documented, served);
+}
+
+#[tokio::test]
+async fn each_documented_operation_is_served_with_the_documented_security() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(1, None).await;
+    for (method, path, secured) in operations(&document()) {
+        let url = app.url(&path.replace("{id}", &event_id));
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method.clone(), url)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but not served ({status})"
+        );
+        assert_eq!(
+            status == StatusCode::UNAUTHORIZED,
+            secured,
+            "{method} {path}: {status}"
+        );
+    }
+}

@@ -156,7 +156,8 @@ pub struct Price {
 }
 
 impl Price {
-    pub const MAX_CENTS: u64 = 100_000_000_00;
+    /// 100 million in cents.
+    pub const MAX_CENTS: u64 = 10_000_000_000;
 
     pub fn from_cents(cents: u64) -> Result<Self, String> {
         if cents > Self::MAX_CENTS {
