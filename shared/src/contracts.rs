@@ -59,6 +59,7 @@ pub struct HoldRequest {
     pub category: CategoryName,
     pub user: UserId,
     pub qty: Qty,
+    /// Identifies one request of this user in this category: a repeat returns its reservation.
     pub idempotency_key: Option<IdempotencyKey>,
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -80,6 +81,7 @@ pub enum ReserveError {
     SoldOut,
     #[error("at most {max} tickets per user in this category")]
     LimitExceeded { max: u32 },
+    /// The key made a reservation of another quantity in this category.
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
     #[error(transparent)]
@@ -136,4 +138,8 @@ pub trait EventSource: Send {
     async fn commit(&mut self) -> Result<(), StoreError>;
     /// Stops taking new events; those already received still come out of `next_batch`.
     fn close(&mut self);
+    /// Publishes how far this consumer is behind the stream, where the source can tell.
+    async fn report_lag(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -3,8 +3,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramVec, IntCounter, IntCounterVec, TextEncoder, register_histogram_vec,
-    register_int_counter, register_int_counter_vec,
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    TextEncoder, register_histogram, register_histogram_vec, register_int_counter,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
 };
 
 // Registration fails only for a name registered twice: a programming error caught by any test.
@@ -56,6 +57,69 @@ pub static EVENTS_PERSISTED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "persisted_events_total",
         "Reservation events written to the reservation store."
+    )
+    .expect(UNIQUE)
+});
+
+pub static PERSIST_BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "persist_batch_size",
+        "Events per batch written by persist-reservations.",
+        vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0]
+    )
+    .expect(UNIQUE)
+});
+
+pub static PERSIST_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "persist_batch_duration_seconds",
+        "Time to write one batch to the reservation store.",
+        vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]
+    )
+    .expect(UNIQUE)
+});
+
+pub static EVENTS_PRODUCED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "events_produced_total",
+        "Reservation events acknowledged by Kafka."
+    )
+    .expect(UNIQUE)
+});
+
+pub static EVENTS_PRODUCE_FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "events_produce_failed_total",
+        "Reservation events Kafka did not acknowledge (they stay in the outbox and are retried)."
+    )
+    .expect(UNIQUE)
+});
+
+pub static OUTBOX_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "outbox_backlog",
+        "Events written with a state change and not yet acknowledged by Kafka."
+    )
+    .expect(UNIQUE)
+});
+
+pub static KAFKA_CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "kafka_consumer_lag",
+        "High watermark minus committed offset of persist-reservations, by partition.",
+        &["topic", "partition"]
+    )
+    .expect(UNIQUE)
+});
+
+pub static REDIS_MEMORY_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("redis_memory_bytes", "used_memory reported by Redis INFO.").expect(UNIQUE)
+});
+
+pub static DB_OPEN_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "db_open_connections",
+        "Connections open in the PostgreSQL pool."
     )
     .expect(UNIQUE)
 });

@@ -25,8 +25,6 @@ pub struct MemoryStockStore {
 struct State {
     categories: HashMap<EventId, HashMap<CategoryName, CategoryStock>>,
     reservations: HashMap<ReservationId, Reservation>,
-    /// user -> Idempotency-Key -> the reservation that key created.
-    idempotency: HashMap<UserId, HashMap<String, ReservationId>>,
     /// Deadlines of live holds, earliest first, for the sweeper.
     deadlines: BTreeSet<(DateTime<Utc>, ReservationId)>,
 }
@@ -36,6 +34,9 @@ struct CategoryStock {
     max_per_user: Option<u32>,
     /// Tickets each user holds or bought here; kept only when `max_per_user` is set.
     per_user: HashMap<UserId, u32>,
+    /// user -> Idempotency-Key -> the reservation that key created in this category. Keys are
+    /// scoped to a category as on Redis, where a category's keys share one cluster slot.
+    idempotency: HashMap<UserId, HashMap<String, ReservationId>>,
 }
 
 impl CategoryStock {
@@ -66,10 +67,6 @@ impl CategoryStock {
 }
 
 impl State {
-    fn stock(&mut self, event: EventId, category: &str) -> Option<&mut CategoryStock> {
-        self.categories.get_mut(&event)?.get_mut(category)
-    }
-
     /// Moves a live hold to a final state and returns its stock; the one place holds end.
     fn finish(
         &mut self,
@@ -130,6 +127,7 @@ impl StockStore for MemoryStockStore {
                 counts: StockCounts::new(category.total_stock.get()),
                 max_per_user: category.max_per_user.map(|limit| limit.get()),
                 per_user: HashMap::new(),
+                idempotency: HashMap::new(),
             });
         Ok(())
     }
@@ -150,16 +148,22 @@ impl StockStore for MemoryStockStore {
 
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
         let mut state = lock(&self.state);
+        let State {
+            categories,
+            reservations,
+            deadlines,
+        } = &mut *state;
+        let stock = categories
+            .get_mut(&hold.event_id)
+            .and_then(|event| event.get_mut(hold.category.as_str()))
+            .ok_or(ReserveError::UnknownCategory)?;
         if let Some(key) = &hold.idempotency_key {
-            let earlier = state
+            let earlier = stock
                 .idempotency
                 .get(&hold.user)
                 .and_then(|keys| keys.get(key.as_str()));
-            if let Some(reservation) = earlier.and_then(|id| state.reservations.get(id)) {
-                let same_request = reservation.event_id == hold.event_id
-                    && reservation.category == hold.category
-                    && reservation.qty == hold.qty;
-                if !same_request {
+            if let Some(reservation) = earlier.and_then(|id| reservations.get(id)) {
+                if reservation.qty != hold.qty {
                     return Err(ReserveError::IdempotencyKeyReused);
                 }
                 return Ok(ReservationChange {
@@ -170,9 +174,6 @@ impl StockStore for MemoryStockStore {
         }
 
         let qty = hold.qty.get();
-        let stock = state
-            .stock(hold.event_id, hold.category.as_str())
-            .ok_or(ReserveError::UnknownCategory)?;
         if let Some(max) = stock.max_per_user {
             let owned = stock.per_user.get(&hold.user).copied().unwrap_or(0);
             if owned + qty > max {
@@ -195,19 +196,15 @@ impl StockStore for MemoryStockStore {
             expires_at: hold.expires_at,
             updated_at: hold.now,
         };
-        state
-            .deadlines
-            .insert((reservation.expires_at, reservation.id));
+        deadlines.insert((reservation.expires_at, reservation.id));
         if let Some(key) = hold.idempotency_key {
-            state
+            stock
                 .idempotency
                 .entry(reservation.user_id.clone())
                 .or_default()
                 .insert(key.as_str().to_owned(), reservation.id);
         }
-        state
-            .reservations
-            .insert(reservation.id, reservation.clone());
+        reservations.insert(reservation.id, reservation.clone());
         self.publish(&reservation);
         Ok(ReservationChange {
             reservation,

@@ -1,0 +1,489 @@
+//! The `StockStore` contract, run against the memory adapter and a real Redis (`REDIS_URL`,
+//! default redis://127.0.0.1:6379; `infra/local-stack.sh` starts one). Every test makes its own
+//! event, and all times come from the real clock, because the Redis is shared with other tests
+//! and processes whose sweepers expire whatever is due.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use shared::adapters::memory::{MemoryStockStore, channel};
+use shared::adapters::redis::RedisStockStore;
+use shared::contracts::{HoldRequest, ReserveError, SettleError, Settlement, StockStore};
+use shared::domain::{
+    Category, CategoryName, EventId, IdempotencyKey, PerUserLimit, Price, Qty, Reservation,
+    ReservationId, ReservationStatus, StockCounts, TotalStock, UserId,
+};
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub async fn redis() -> Arc<RedisStockStore> {
+    let url = redis_url();
+    let store = RedisStockStore::connect(&url).await;
+    Arc::new(store.unwrap_or_else(|err| panic!("Redis at {url} (infra/local-stack.sh): {err}")))
+}
+
+fn memory() -> Arc<dyn StockStore> {
+    Arc::new(MemoryStockStore::new(channel().0))
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+pub fn floor() -> CategoryName {
+    CategoryName::parse("Floor").unwrap()
+}
+
+pub async fn category(store: &dyn StockStore, total: u32, max_per_user: Option<u32>) -> Category {
+    let category = Category {
+        event_id: EventId::generate(),
+        name: floor(),
+        total_stock: TotalStock::new(total.into()).unwrap(),
+        price: Price::from_cents(1000).unwrap(),
+        max_per_user: max_per_user.map(|max| PerUserLimit::new(max.into()).unwrap()),
+    };
+    store.add_category(&category).await.unwrap();
+    category
+}
+
+pub fn hold(category: &Category, user_name: &str, qty: i64, lasts: Duration) -> HoldRequest {
+    let now = now();
+    HoldRequest {
+        event_id: category.event_id,
+        category: category.name.clone(),
+        user: user(user_name),
+        qty: Qty::new(qty).unwrap(),
+        idempotency_key: None,
+        now,
+        expires_at: now + lasts,
+    }
+}
+
+fn keyed(mut request: HoldRequest, key: &str) -> HoldRequest {
+    request.idempotency_key = Some(IdempotencyKey::parse(key).unwrap());
+    request
+}
+
+pub async fn counts(store: &dyn StockStore, category: &Category) -> StockCounts {
+    let counts = store.counts(category.event_id).await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert!(counts[0].1.is_consistent(), "{:?}", counts[0].1);
+    counts[0].1
+}
+
+async fn held(
+    store: &dyn StockStore,
+    category: &Category,
+    user_name: &str,
+    qty: i64,
+) -> Reservation {
+    let request = hold(category, user_name, qty, Duration::minutes(10));
+    store.reserve(request).await.unwrap().reservation
+}
+
+async fn settle(
+    store: &dyn StockStore,
+    id: ReservationId,
+    user_name: &str,
+    settlement: Settlement,
+) -> Result<shared::contracts::ReservationChange, SettleError> {
+    store.settle(id, &user(user_name), settlement, now()).await
+}
+
+const TEN_MINUTES: Duration = Duration::minutes(10);
+
+async fn a_hold_moves_stock_and_is_found_by_id(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 10, None).await;
+    let change = store
+        .reserve(hold(&category, "ann", 3, TEN_MINUTES))
+        .await
+        .unwrap();
+    assert!(change.changed);
+    assert_eq!(change.reservation.status, ReservationStatus::Held);
+    assert_eq!(
+        counts(&*store, &category).await,
+        StockCounts {
+            total: 10,
+            available: 7,
+            held: 3,
+            sold: 0
+        }
+    );
+    let found = store.reservation(change.reservation.id).await.unwrap();
+    assert_eq!(found, Some(change.reservation));
+    assert_eq!(
+        store.reservation(ReservationId::generate()).await.unwrap(),
+        None
+    );
+}
+
+async fn refusals_change_nothing(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 4, None).await;
+    held(&*store, &category, "ann", 3).await;
+    let sold_out = store.reserve(hold(&category, "bob", 2, TEN_MINUTES)).await;
+    assert!(matches!(sold_out, Err(ReserveError::SoldOut)));
+    let mut unknown = hold(&category, "bob", 1, TEN_MINUTES);
+    unknown.category = CategoryName::parse("Balcony").unwrap();
+    assert!(matches!(
+        store.reserve(unknown).await,
+        Err(ReserveError::UnknownCategory)
+    ));
+    assert_eq!(
+        counts(&*store, &category).await,
+        StockCounts {
+            total: 4,
+            available: 1,
+            held: 3,
+            sold: 0
+        }
+    );
+}
+
+async fn an_idempotency_key_holds_once(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 10, None).await;
+    let first = store
+        .reserve(keyed(hold(&category, "ann", 2, TEN_MINUTES), "k1"))
+        .await
+        .unwrap();
+    let retry = store
+        .reserve(keyed(hold(&category, "ann", 2, TEN_MINUTES), "k1"))
+        .await
+        .unwrap();
+    let other_qty = store
+        .reserve(keyed(hold(&category, "ann", 3, TEN_MINUTES), "k1"))
+        .await;
+    let other_user = store
+        .reserve(keyed(hold(&category, "bob", 2, TEN_MINUTES), "k1"))
+        .await
+        .unwrap();
+    assert!(first.changed && !retry.changed && other_user.changed);
+    assert_eq!(retry.reservation, first.reservation);
+    assert!(matches!(other_qty, Err(ReserveError::IdempotencyKeyReused)));
+    assert_eq!(counts(&*store, &category).await.held, 4);
+}
+
+async fn the_per_user_limit_counts_holds_and_sales(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 100, Some(4)).await;
+    let bought = held(&*store, &category, "ann", 2).await;
+    settle(&*store, bought.id, "ann", Settlement::Confirm)
+        .await
+        .unwrap();
+    let cancelled = held(&*store, &category, "ann", 2).await;
+    let over = store.reserve(hold(&category, "ann", 1, TEN_MINUTES)).await;
+    assert!(matches!(over, Err(ReserveError::LimitExceeded { max: 4 })));
+    settle(&*store, cancelled.id, "ann", Settlement::Cancel)
+        .await
+        .unwrap();
+    held(&*store, &category, "ann", 2).await;
+    assert_eq!(
+        counts(&*store, &category).await,
+        StockCounts {
+            total: 100,
+            available: 96,
+            held: 2,
+            sold: 2
+        }
+    );
+}
+
+async fn a_hold_settles_once(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 10, None).await;
+    let paid = held(&*store, &category, "ann", 2).await;
+    let unpaid = held(&*store, &category, "ann", 3).await;
+
+    let confirmed = settle(&*store, paid.id, "ann", Settlement::Confirm)
+        .await
+        .unwrap();
+    let repeat = settle(&*store, paid.id, "ann", Settlement::Confirm)
+        .await
+        .unwrap();
+    let flip = settle(&*store, paid.id, "ann", Settlement::Cancel).await;
+    let cancelled = settle(&*store, unpaid.id, "ann", Settlement::Cancel)
+        .await
+        .unwrap();
+    let stranger = settle(&*store, unpaid.id, "bob", Settlement::Cancel).await;
+    let unknown = settle(
+        &*store,
+        ReservationId::generate(),
+        "ann",
+        Settlement::Confirm,
+    )
+    .await;
+
+    assert!(confirmed.changed && !repeat.changed && cancelled.changed);
+    assert_eq!(confirmed.reservation.status, ReservationStatus::Confirmed);
+    assert_eq!(repeat.reservation, confirmed.reservation);
+    assert!(matches!(
+        flip,
+        Err(SettleError::AlreadyFinal(ReservationStatus::Confirmed))
+    ));
+    assert_eq!(cancelled.reservation.status, ReservationStatus::Cancelled);
+    assert!(matches!(stranger, Err(SettleError::NotFound)));
+    assert!(matches!(unknown, Err(SettleError::NotFound)));
+    assert_eq!(
+        counts(&*store, &category).await,
+        StockCounts {
+            total: 10,
+            available: 8,
+            held: 0,
+            sold: 2
+        }
+    );
+    let stored = store.reservation(paid.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, ReservationStatus::Confirmed);
+}
+
+async fn holds_past_their_deadline_expire_once(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 10, Some(5)).await;
+    let late = store
+        .reserve(hold(&category, "ann", 3, Duration::milliseconds(-1)))
+        .await
+        .unwrap();
+    let live = held(&*store, &category, "bob", 1).await;
+
+    let refused = settle(&*store, late.reservation.id, "ann", Settlement::Confirm).await;
+    assert!(matches!(refused, Err(SettleError::Expired)));
+    store.expire_due(now(), 512).await.unwrap();
+    store.expire_due(now(), 512).await.unwrap();
+
+    let expired = store
+        .reservation(late.reservation.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.status, ReservationStatus::Expired);
+    let still = store.reservation(live.id).await.unwrap().unwrap();
+    assert_eq!(still.status, ReservationStatus::Held);
+    assert_eq!(
+        counts(&*store, &category).await,
+        StockCounts {
+            total: 10,
+            available: 9,
+            held: 1,
+            sold: 0
+        }
+    );
+    let after = settle(&*store, late.reservation.id, "ann", Settlement::Cancel).await;
+    assert!(matches!(after, Err(SettleError::Expired)));
+    // Ann's expired tickets no longer count against her limit of 5.
+    held(&*store, &category, "ann", 5).await;
+}
+
+async fn concurrent_holds_never_oversell(store: Arc<dyn StockStore>) {
+    let category = Arc::new(category(&*store, 500, None).await);
+    let attempts: Vec<_> = (0..2000)
+        .map(|fan| {
+            let (store, category) = (store.clone(), category.clone());
+            tokio::spawn(async move {
+                store
+                    .reserve(hold(&category, &format!("fan-{fan}"), 1, TEN_MINUTES))
+                    .await
+            })
+        })
+        .collect();
+    let (mut won, mut sold_out) = (0, 0);
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(ReserveError::SoldOut) => sold_out += 1,
+            Err(err) => panic!("unexpected {err}"),
+        }
+    }
+    assert_eq!((won, sold_out), (500, 1500));
+    assert_eq!(
+        counts(&*store, &category).await,
+        StockCounts {
+            total: 500,
+            available: 0,
+            held: 500,
+            sold: 0
+        }
+    );
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::memory()).await })*
+        }
+        mod redis_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::redis().await).await })*
+        }
+    };
+}
+
+contract!(
+    a_hold_moves_stock_and_is_found_by_id,
+    refusals_change_nothing,
+    an_idempotency_key_holds_once,
+    the_per_user_limit_counts_holds_and_sales,
+    a_hold_settles_once,
+    holds_past_their_deadline_expire_once,
+    concurrent_holds_never_oversell,
+);
+
+mod redis_only {
+    use super::*;
+    use shared::domain::ReservationEvent;
+
+    async fn raw() -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(redis_url()).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_outbox_records_every_change_in_order_until_trimmed() {
+        let store = redis().await;
+        let category = category(&*store, 10, None).await;
+        let reservation = held(&*store, &category, "ann", 2).await;
+        settle(&*store, reservation.id, "ann", Settlement::Confirm)
+            .await
+            .unwrap();
+
+        let key = reservation.id.to_string();
+        let ours: Vec<_> = store
+            .outbox_batch(10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|entry| entry.key == key)
+            .collect();
+        let statuses: Vec<_> = ours
+            .iter()
+            .map(|entry| serde_json::from_str::<ReservationEvent>(&entry.payload).unwrap())
+            .map(|event| (event.version, event.reservation.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (1, ReservationStatus::Held),
+                (1, ReservationStatus::Confirmed)
+            ]
+        );
+
+        store.trim_outbox(&ours).await.unwrap();
+        let left = store.outbox_batch(10_000).await.unwrap();
+        assert!(left.iter().all(|entry| entry.key != key));
+    }
+
+    #[tokio::test]
+    async fn scripts_come_back_after_redis_forgets_them() {
+        let store = redis().await;
+        let category = category(&*store, 10, None).await;
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async::<()>(&mut raw().await)
+            .await
+            .unwrap();
+
+        let reservation = held(&*store, &category, "ann", 1).await;
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async::<()>(&mut raw().await)
+            .await
+            .unwrap();
+        settle(&*store, reservation.id, "ann", Settlement::Cancel)
+            .await
+            .unwrap();
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async::<()>(&mut raw().await)
+            .await
+            .unwrap();
+        store.expire_due(now(), 10).await.unwrap();
+
+        assert_eq!(counts(&*store, &category).await, StockCounts::new(10));
+    }
+
+    #[tokio::test]
+    async fn a_category_redis_lost_is_restored_from_stored_reservations() {
+        let store = redis().await;
+        let category = category(&*store, 10, Some(4)).await;
+        let bought = held(&*store, &category, "ann", 2).await;
+        settle(&*store, bought.id, "ann", Settlement::Confirm)
+            .await
+            .unwrap();
+        let live = held(&*store, &category, "bob", 1).await;
+        let dropped = held(&*store, &category, "cat", 3).await;
+        settle(&*store, dropped.id, "cat", Settlement::Cancel)
+            .await
+            .unwrap();
+        let before = counts(&*store, &category).await;
+        let mut stored = Vec::new();
+        for id in [bought.id, live.id, dropped.id] {
+            stored.push(store.reservation(id).await.unwrap().unwrap());
+        }
+
+        let tag = format!("{{c:{}:Floor}}", category.event_id);
+        let lost = ["stock", "holds", "deadlines", "users"].map(|key| format!("{tag}:{key}"));
+        redis::cmd("DEL")
+            .arg(&lost)
+            .query_async::<()>(&mut raw().await)
+            .await
+            .unwrap();
+        assert!(!store.has_category(&category).await.unwrap());
+        assert!(store.restore_category(&category, &stored).await.unwrap());
+        assert!(!store.restore_category(&category, &stored).await.unwrap());
+
+        assert_eq!(counts(&*store, &category).await, before);
+        // The per-user counts came back: ann owns 2 of her 4.
+        let over = store.reserve(hold(&category, "ann", 3, TEN_MINUTES)).await;
+        assert!(matches!(over, Err(ReserveError::LimitExceeded { max: 4 })));
+        // The live hold still settles, exactly once.
+        assert!(
+            settle(&*store, live.id, "bob", Settlement::Confirm)
+                .await
+                .unwrap()
+                .changed
+        );
+        assert_eq!(
+            counts(&*store, &category).await,
+            StockCounts {
+                total: 10,
+                available: 7,
+                held: 0,
+                sold: 3
+            }
+        );
+    }
+
+    /// Two stores with their own connections stand for two `ticketd` processes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_one_redis_never_oversell() {
+        let stores: [Arc<dyn StockStore>; 2] = [redis().await, redis().await];
+        let category = Arc::new(category(&*stores[0], 300, None).await);
+        let attempts: Vec<_> = (0..1200)
+            .map(|fan| {
+                let (store, category) = (stores[fan % 2].clone(), category.clone());
+                tokio::spawn(async move {
+                    store
+                        .reserve(hold(&category, &format!("fan-{fan}"), 1, TEN_MINUTES))
+                        .await
+                        .is_ok()
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for attempt in attempts {
+            won += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(won, 300);
+        assert_eq!(
+            counts(&*stores[1], &category).await,
+            StockCounts {
+                total: 300,
+                available: 0,
+                held: 300,
+                sold: 0
+            }
+        );
+    }
+}
