@@ -1,14 +1,11 @@
 //! Assembles a process: adapters, the functions `Settings` mounts, and their triggers.
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::adapters::memory::{Embedded, MemoryReservationStore, MemoryStockStore};
 use shared::auth::Jwt;
-use shared::clock::SystemClock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,16 +16,17 @@ use tower_http::trace::TraceLayer;
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{router, serve_connections};
+use crate::stack::{MemoryStores, Stack, assemble};
 use crate::triggers;
 
-/// How long a stopping process gives the stream trigger to store what it already received.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping process gives its triggers to flush what they hold.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A process started by [`spawn`]: where it listens, its stores, and how to stop it.
+/// A process started by [`spawn`]: where it listens, and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
-    pub stock: Arc<MemoryStockStore>,
-    pub reservations: Arc<MemoryReservationStore>,
+    /// The embedded stores (embedded default only), for checks.
+    pub memory: Option<MemoryStores>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -42,64 +40,84 @@ impl Running {
 }
 
 /// Starts a process in the background on `settings.listen_addr` (port 0 picks one).
-pub async fn spawn(settings: Settings) -> io::Result<Running> {
-    let listener = TcpListener::bind(settings.listen_addr).await?;
-    let addr = listener.local_addr()?;
-    let embedded = Embedded::new(Arc::new(SystemClock), ttl(&settings));
-    let (stock, reservations) = (embedded.stock.clone(), embedded.reservations.clone());
+pub async fn spawn(settings: Settings) -> Result<Running, String> {
+    let stack = assemble(&settings).await?;
+    let listener = bind(&settings).await?;
+    let addr = listener.local_addr().map_err(|err| err.to_string())?;
+    let memory = stack.memory.clone();
     let (stop, mut stopped) = watch::channel(false);
     let shutdown = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let task = tokio::spawn(run(settings, embedded, listener, shutdown));
+    let task = tokio::spawn(run(settings, stack, listener, shutdown));
     Ok(Running {
         addr,
-        stock,
-        reservations,
+        memory,
         stop,
         task,
     })
 }
 
 /// Serves until `shutdown` resolves (the CLI passes SIGTERM / Ctrl-C).
-pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    let listener = TcpListener::bind(settings.listen_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
-    let embedded = Embedded::new(Arc::new(SystemClock), ttl(&settings));
-    run(settings, embedded, listener, shutdown).await;
+pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    let stack = assemble(&settings).await?;
+    let listener = bind(&settings).await?;
+    if let Ok(addr) = listener.local_addr() {
+        let adapters = if stack.memory.is_some() {
+            "embedded"
+        } else {
+            "redis, kafka, postgres"
+        };
+        tracing::info!(%addr, adapters, "listening");
+    }
+    run(settings, stack, listener, shutdown).await;
     Ok(())
 }
 
-fn ttl(settings: &Settings) -> chrono::Duration {
-    chrono::Duration::seconds(settings.reservation_ttl.into())
+async fn bind(settings: &Settings) -> Result<TcpListener, String> {
+    TcpListener::bind(settings.listen_addr)
+        .await
+        .map_err(|err| format!("LISTEN_ADDR {}: {err}", settings.listen_addr))
 }
 
 async fn run(
     settings: Settings,
-    embedded: Embedded,
+    stack: Stack,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    let Embedded {
+    let Stack {
         context: ctx,
         events,
+        relay,
+        services,
         ..
-    } = embedded;
+    } = stack;
     let (stop_triggers, triggers_stopped) = watch::channel(false);
-    let expiring = settings.mounts(FunctionName::ExpireHolds).then(|| {
-        tokio::spawn(triggers::timer::run_expire_holds(
-            ctx.clone(),
-            triggers_stopped.clone(),
-        ))
-    });
-    // Without a consumer the stream's receiver is dropped here and events go nowhere.
-    let persisting = settings.mounts(FunctionName::PersistReservations).then(|| {
-        tokio::spawn(triggers::stream::run_persist_reservations(
+    let mut triggers = Vec::new();
+    if settings.mounts(FunctionName::ExpireHolds) {
+        let expiring = triggers::timer::run_expire_holds(ctx.clone(), triggers_stopped.clone());
+        triggers.push(tokio::spawn(expiring));
+    }
+    if let Some((redis, kafka)) = relay {
+        let relaying = triggers::relay::run_outbox_relay(redis, kafka, triggers_stopped.clone());
+        triggers.push(tokio::spawn(relaying));
+    }
+    if let Some(events) = events {
+        let persisting = triggers::stream::run_persist_reservations(
             ctx.clone(),
             events,
+            triggers_stopped.clone(),
+        );
+        triggers.push(tokio::spawn(persisting));
+    }
+    if let Some((redis, postgres)) = services {
+        triggers.push(tokio::spawn(triggers::gauges::run_gauges(
+            redis,
+            postgres,
             triggers_stopped,
-        ))
-    });
+        )));
+    }
 
     let jwt = Arc::new(Jwt::new(settings.jwt_secret().as_bytes()));
     let state = Arc::new(AppState {
@@ -113,15 +131,13 @@ async fn run(
         .service(router(&settings, state, jwt));
     serve_connections(listener, service, shutdown).await;
 
-    // HTTP has drained: no new state changes. Stop the timer, then flush the stream.
+    // HTTP has drained: no new state changes. The timer stops, the relay and the stream
+    // consumer flush what they already have.
     let _ = stop_triggers.send(true);
-    if let Some(expiring) = expiring {
-        let _ = expiring.await;
-    }
-    if let Some(persisting) = persisting {
-        match tokio::time::timeout(FLUSH_TIMEOUT, persisting).await {
-            Ok(_) => tracing::info!("reservation events flushed"),
-            Err(_) => tracing::warn!("shutdown: gave up flushing reservation events"),
-        }
+    let flushed =
+        tokio::time::timeout(FLUSH_TIMEOUT, futures_util::future::join_all(triggers)).await;
+    match flushed {
+        Ok(_) => tracing::info!("triggers stopped; pending events flushed"),
+        Err(_) => tracing::warn!("shutdown: gave up waiting for the triggers to flush"),
     }
 }

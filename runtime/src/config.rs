@@ -24,7 +24,8 @@ pub struct Settings {
     pub reservation_ttl: u32,
 
     /// Functions to mount, comma-separated [default: all]. `health` and `metrics` are always
-    /// mounted; `expire-holds` and `persist-reservations` are the timer and stream triggers.
+    /// mounted; `expire-holds`, `persist-reservations` and `relay-outbox` are the timer, the
+    /// stream consumer and the outbox relay.
     #[arg(long, env = "FUNCTIONS", value_delimiter = ',')]
     pub functions: Option<Vec<FunctionName>>,
 
@@ -40,6 +41,66 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 16 * 1024)]
     pub body_limit: usize,
+
+    #[command(flatten)]
+    pub stack: StackSettings,
+}
+
+/// Where the real stack is. With none of the three URLs set, everything runs in memory (the
+/// embedded default); with any of them, all three are required.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StackSettings {
+    /// Redis holding stock and holds, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// PostgreSQL holding the catalogue and the reservations, e.g.
+    /// postgres://postgres@127.0.0.1:5432/ticketd.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Kafka bootstrap servers carrying the reservation events, e.g. 127.0.0.1:9092.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Topic of the reservation events.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "reservations")]
+    pub kafka_topic: String,
+
+    /// Consumer group of persist-reservations.
+    #[arg(long, env = "KAFKA_GROUP", default_value = "persist-reservations")]
+    pub kafka_group: String,
+
+    /// Connections in the PostgreSQL pool.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+}
+
+/// The three services of the real stack, all given.
+pub struct RealStack<'a> {
+    pub redis_url: &'a str,
+    pub database_url: &'a str,
+    pub kafka_brokers: &'a str,
+}
+
+impl StackSettings {
+    /// `Ok(None)`: the embedded default. An error names what is missing.
+    pub fn real(&self) -> Result<Option<RealStack<'_>>, String> {
+        match (&self.redis_url, &self.database_url, &self.kafka_brokers) {
+            (None, None, None) => Ok(None),
+            (Some(redis_url), Some(database_url), Some(kafka_brokers)) => Ok(Some(RealStack {
+                redis_url,
+                database_url,
+                kafka_brokers,
+            })),
+            _ => Err(
+                "the real stack needs all of REDIS_URL, DATABASE_URL and KAFKA_BROKERS \
+                 (set none of them for the embedded default)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 impl Settings {
@@ -65,4 +126,6 @@ pub enum FunctionName {
     GetReservation,
     ExpireHolds,
     PersistReservations,
+    /// Moves events from the Redis outbox to Kafka (real stack only).
+    RelayOutbox,
 }

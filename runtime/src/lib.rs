@@ -5,8 +5,12 @@ mod app;
 pub mod config;
 mod http;
 mod layers;
+mod reconcile;
+mod stack;
 mod triggers;
 
 pub use app::{Running, serve, spawn};
 pub use config::{FunctionName, Settings};
 pub use http::routes::documented_routes;
+pub use reconcile::reconcile;
+pub use stack::MemoryStores;

@@ -26,10 +26,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the mounted functions over HTTP, with the embedded (in-memory) adapters.
+    /// Serve the mounted functions over HTTP: in memory by default, on Redis, Kafka and
+    /// PostgreSQL when REDIS_URL, KAFKA_BROKERS and DATABASE_URL are set.
     Serve(Settings),
     /// Print a signed HS256 token, alone on stdout.
     Token(TokenArgs),
+    /// Rebuild, from PostgreSQL, every category Redis is missing (after Redis lost its data).
+    /// Categories Redis has are left alone, so it is safe while the stack serves.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(clap::Args)]
+struct ReconcileArgs {
+    /// Redis holding stock and holds.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: String,
+    /// PostgreSQL holding the catalogue and the reservations.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
 }
 
 #[derive(clap::Args)]
@@ -53,8 +67,30 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Token(args)) => token(args),
         Some(Command::Serve(settings)) => serve(settings),
+        Some(Command::Reconcile(args)) => reconcile(args),
         None => serve(cli.serve),
     }
+}
+
+fn reconcile(args: ReconcileArgs) -> ExitCode {
+    init_logging();
+    let restored = tokio_runtime().and_then(|runtime| {
+        runtime.block_on(ticketd::reconcile(&args.redis_url, &args.database_url))
+    });
+    match restored {
+        Ok(restored) => {
+            println!("restored {restored} categories from PostgreSQL");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ticketd reconcile: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|err| format!("cannot start the tokio runtime: {err}"))
 }
 
 fn token(args: TokenArgs) -> ExitCode {
@@ -79,17 +115,12 @@ fn serve(settings: Settings) -> ExitCode {
              Anyone can sign tokens for this server. Set JWT_SECRET outside development."
         );
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("ticketd: cannot start the tokio runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(ticketd::serve(settings, shutdown_signal())) {
+    let served = tokio_runtime()
+        .and_then(|runtime| runtime.block_on(ticketd::serve(settings, shutdown_signal())));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(%err, "ticketd stopped");
+            tracing::error!("ticketd cannot serve: {err}");
             ExitCode::FAILURE
         }
     }

@@ -4,7 +4,7 @@
 use shared::Context;
 use shared::domain::ReservationEvent;
 use shared::error::StoreError;
-use shared::metrics::EVENTS_PERSISTED;
+use shared::metrics::{EVENTS_PERSISTED, PERSIST_BATCH_SIZE, PERSIST_DURATION};
 
 /// Stores a batch of events; the trigger acknowledges the batch only after this succeeds.
 pub async fn persist_reservations(
@@ -22,7 +22,10 @@ pub async fn persist_reservations(
             "skipped events of an unknown version"
         );
     }
+    let started = std::time::Instant::now();
     ctx.reservations.apply(&known).await?;
+    PERSIST_DURATION.observe(started.elapsed().as_secs_f64());
+    PERSIST_BATCH_SIZE.observe(known.len() as f64);
     EVENTS_PERSISTED.inc_by(known.len() as u64);
     Ok(())
 }

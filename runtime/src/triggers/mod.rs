@@ -1,4 +1,6 @@
-//! The non-HTTP triggers: a timer and the reservation stream.
+//! The non-HTTP triggers: timers, the reservation stream and the outbox relay.
 
+pub mod gauges;
+pub mod relay;
 pub mod stream;
 pub mod timer;

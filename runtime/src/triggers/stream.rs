@@ -10,19 +10,28 @@ use tokio::sync::watch;
 
 const BATCH: usize = 500;
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// How often the consumer lag gauge is refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn run_persist_reservations(
     ctx: Context,
-    mut source: impl EventSource,
+    mut source: Box<dyn EventSource>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut lag_ticks = tokio::time::interval(LAG_EVERY);
     loop {
         let batch = tokio::select! {
             batch = source.next_batch(BATCH) => batch,
+            _ = lag_ticks.tick() => {
+                if let Err(err) = source.report_lag().await {
+                    tracing::debug!(%err, "consumer lag");
+                }
+                continue;
+            }
             _ = stop.changed() => break,
         };
         match batch {
-            Ok(Some(batch)) => persist(&ctx, &mut source, &batch).await,
+            Ok(Some(batch)) => persist(&ctx, &mut *source, &batch).await,
             Ok(None) => return,
             Err(err) => {
                 tracing::warn!(%err, "reading the reservation stream failed");
@@ -32,12 +41,12 @@ pub async fn run_persist_reservations(
     }
     source.close();
     while let Ok(Some(batch)) = source.next_batch(BATCH).await {
-        persist(&ctx, &mut source, &batch).await;
+        persist(&ctx, &mut *source, &batch).await;
     }
 }
 
 /// Stores `batch`, retrying until it is stored: an unstored event is never acknowledged.
-async fn persist(ctx: &Context, source: &mut impl EventSource, batch: &[ReservationEvent]) {
+async fn persist(ctx: &Context, source: &mut dyn EventSource, batch: &[ReservationEvent]) {
     while let Err(err) = persist_reservations::persist_reservations(ctx, batch).await {
         tracing::warn!(%err, events = batch.len(), "persisting failed; retrying");
         tokio::time::sleep(RETRY_AFTER).await;

@@ -60,8 +60,8 @@ async fn two_thousand_fans_for_five_hundred_tickets() {
     assert_eq!(app.floor(&event_id).await, (500, 500 - paid, 0, paid));
 
     let app = Arc::into_inner(app).expect("no request left in flight");
-    let reservations = app.running.reservations.clone();
-    app.running.stop().await;
+    let reservations = app.memory().reservations.clone();
+    app.stop().await;
     let stored = reservations.all();
     assert_eq!(stored.len(), 500);
     let confirmed = stored

@@ -42,8 +42,8 @@ async fn an_unpaid_hold_expires_and_its_stock_returns_once() {
     assert_eq!(app.floor(&event_id).await, (10, 8, 0, 2));
 
     // Shutdown flushes the stream: the reservation store holds exactly the final states.
-    let reservations = app.running.reservations.clone();
-    app.running.stop().await;
+    let reservations = app.memory().reservations.clone();
+    app.stop().await;
     let mut stored: Vec<_> = reservations
         .all()
         .into_iter()

@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
@@ -9,10 +10,12 @@ use ticketd::{Running, Settings};
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
 
 pub struct TestApp {
+    pub addr: SocketAddr,
     pub base: String,
     pub client: Client,
-    pub running: Running,
     jwt: Jwt,
+    /// The in-process server; `None` for a `ticketd` process started by the test.
+    running: Option<Running>,
 }
 
 pub fn settings() -> Settings {
@@ -24,6 +27,7 @@ pub fn settings() -> Settings {
         max_in_flight: 4096,
         request_timeout: Duration::from_secs(10),
         body_limit: 16 * 1024,
+        stack: Default::default(),
     }
 }
 
@@ -33,12 +37,9 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let running = ticketd::spawn(settings).await.expect("ticketd starts");
-    TestApp {
-        base: format!("http://{}", running.addr),
-        client: Client::new(),
-        running,
-        jwt: Jwt::new(SECRET.as_bytes()),
-    }
+    let mut app = TestApp::at(running.addr);
+    app.running = Some(running);
+    app
 }
 
 pub async fn body(response: Response) -> Value {
@@ -62,6 +63,30 @@ pub async fn error_code(response: Response, status: StatusCode) -> String {
 }
 
 impl TestApp {
+    /// A client of the `ticketd` listening on `addr`, signing tokens with [`SECRET`].
+    pub fn at(addr: SocketAddr) -> Self {
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: Client::new(),
+            jwt: Jwt::new(SECRET.as_bytes()),
+            running: None,
+        }
+    }
+
+    /// The embedded stores behind an in-process app.
+    pub fn memory(&self) -> ticketd::MemoryStores {
+        let running = self.running.as_ref().expect("an in-process app");
+        running.memory.clone().expect("embedded adapters")
+    }
+
+    /// Stops an in-process app as SIGTERM would, waiting until everything is flushed.
+    pub async fn stop(self) {
+        if let Some(running) = self.running {
+            running.stop().await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -60,7 +60,7 @@ async fn a_process_serves_only_the_functions_it_mounts() {
 
 /// Sends the headers of a reservation whose body never comes: the request stays in flight.
 async fn stalled_reservation(app: &TestApp) -> TcpStream {
-    let mut stream = TcpStream::connect(app.running.addr).await.unwrap();
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
         "POST /reserve HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
          content-type: application/json\r\ncontent-length: 100\r\n\r\n",
@@ -97,7 +97,7 @@ async fn past_the_concurrency_limit_requests_are_shed_with_retry_after() {
         error_code(shed, StatusCode::SERVICE_UNAVAILABLE).await,
         "overloaded"
     );
-    assert_eq!(app.running.stock.all_counts()[0].available, 5);
+    assert_eq!(app.memory().stock.all_counts()[0].available, 5);
 }
 
 #[tokio::test]
@@ -120,11 +120,11 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(5, None).await;
     let mut in_flight = stalled_reservation(&app).await;
-    let addr = app.running.addr;
-    let reservations = app.running.reservations.clone();
+    let addr = app.addr;
+    let reservations = app.memory().reservations.clone();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let stopping = tokio::spawn(app.running.stop());
+    let stopping = tokio::spawn(app.stop());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         TcpStream::connect(addr).await.is_err(),

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test of the workspace. Starts what is missing of the local stack first (Redis,
+# PostgreSQL, the tansu Kafka-API broker: see local-stack.sh), then runs the suites from the
+# fastest to the slowest, timing each. Extra arguments go to every `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() {
+    local name=$1 started=$SECONDS
+    shift
+    echo "==> $name"
+    "$@"
+    echo "==> $name: $((SECONDS - started)) s"
+}
+
+stage "local stack" infra/local-stack.sh
+stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
+stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
+stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
+stage "runtime: Kafka outage" cargo test -p ticketd --test kafka_outage "$@"

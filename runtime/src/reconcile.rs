@@ -1,0 +1,44 @@
+//! `ticketd reconcile`: when Redis comes back empty (or lost some categories), rebuild their
+//! counters and live holds from PostgreSQL. Also run at every start of the real stack.
+
+use shared::adapters::postgres::Postgres;
+use shared::adapters::redis::RedisStockStore;
+use shared::error::StoreError;
+
+/// Restores every category of the catalogue that Redis does not have; returns how many.
+/// Categories Redis has are never touched, so this is safe while the stack serves.
+pub async fn restore_missing(
+    postgres: &Postgres,
+    redis: &RedisStockStore,
+) -> Result<usize, StoreError> {
+    let mut restored = 0;
+    for category in postgres.all_categories().await? {
+        if redis.has_category(&category).await? {
+            continue;
+        }
+        let reservations = postgres
+            .reservations_of(category.event_id, &category.name)
+            .await?;
+        if redis.restore_category(&category, &reservations).await? {
+            restored += 1;
+        }
+    }
+    Ok(restored)
+}
+
+/// The `reconcile` command: connects to both, restores, reports.
+pub async fn reconcile(redis_url: &str, database_url: &str) -> Result<usize, String> {
+    let postgres = Postgres::connect(database_url, 2)
+        .await
+        .map_err(|err| format!("DATABASE_URL: {err}"))?;
+    postgres
+        .migrate()
+        .await
+        .map_err(|err| format!("migrations: {err}"))?;
+    let redis = RedisStockStore::connect(redis_url)
+        .await
+        .map_err(|err| format!("REDIS_URL: {err}"))?;
+    restore_missing(&postgres, &redis)
+        .await
+        .map_err(|err| format!("reconcile: {err}"))
+}

@@ -1,0 +1,112 @@
+//! Chooses and connects the adapters: in memory (the embedded default) or Redis + Kafka +
+//! PostgreSQL (the real stack), behind the same contracts.
+
+use std::sync::Arc;
+
+use shared::Context;
+use shared::adapters::kafka::{KafkaEventSource, KafkaPublisher, KafkaSettings, ensure_topic};
+use shared::adapters::memory::{Embedded, MemoryReservationStore, MemoryStockStore};
+use shared::adapters::postgres::Postgres;
+use shared::adapters::redis::RedisStockStore;
+use shared::clock::SystemClock;
+use shared::contracts::EventSource;
+
+use crate::config::{FunctionName, Settings};
+use crate::reconcile::restore_missing;
+
+/// Partitions of the reservation topic: room for a few persist-reservations consumers.
+const PARTITIONS: i32 = 3;
+
+pub struct Stack {
+    pub context: Context,
+    /// The reservation stream, when this process persists it.
+    pub events: Option<Box<dyn EventSource>>,
+    /// The outbox relay's two ends, when this process relays (real stack only).
+    pub relay: Option<(Arc<RedisStockStore>, KafkaPublisher)>,
+    /// The services whose health the gauges report (real stack only).
+    pub services: Option<(Arc<RedisStockStore>, Arc<Postgres>)>,
+    /// The embedded stores, for tests and checks.
+    pub memory: Option<MemoryStores>,
+}
+
+#[derive(Clone)]
+pub struct MemoryStores {
+    pub stock: Arc<MemoryStockStore>,
+    pub reservations: Arc<MemoryReservationStore>,
+}
+
+pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
+    let ttl = chrono::Duration::seconds(settings.reservation_ttl.into());
+    let Some(real) = settings.stack.real()? else {
+        let embedded = Embedded::new(Arc::new(SystemClock), ttl);
+        let persists = settings.mounts(FunctionName::PersistReservations);
+        return Ok(Stack {
+            context: embedded.context,
+            events: persists.then(|| Box::new(embedded.events) as Box<dyn EventSource>),
+            relay: None,
+            services: None,
+            memory: Some(MemoryStores {
+                stock: embedded.stock,
+                reservations: embedded.reservations,
+            }),
+        });
+    };
+
+    let postgres = Postgres::connect(real.database_url, settings.stack.db_pool_size)
+        .await
+        .map_err(|err| format!("DATABASE_URL: {err}"))?;
+    postgres
+        .migrate()
+        .await
+        .map_err(|err| format!("migrations: {err}"))?;
+    let postgres = Arc::new(postgres);
+    let redis = RedisStockStore::connect(real.redis_url)
+        .await
+        .map_err(|err| format!("REDIS_URL: {err}"))?;
+    let redis = Arc::new(redis);
+    let restored = restore_missing(&postgres, &redis)
+        .await
+        .map_err(|err| format!("reconcile: {err}"))?;
+    if restored > 0 {
+        tracing::warn!(
+            restored,
+            "Redis was missing categories: rebuilt them from PostgreSQL"
+        );
+    }
+
+    let kafka = KafkaSettings {
+        brokers: real.kafka_brokers.to_owned(),
+        topic: settings.stack.kafka_topic.clone(),
+        group: settings.stack.kafka_group.clone(),
+    };
+    let kafka_error = |err| format!("KAFKA_BROKERS: {err}");
+    ensure_topic(&kafka, PARTITIONS)
+        .await
+        .map_err(kafka_error)?;
+    let events = match settings.mounts(FunctionName::PersistReservations) {
+        true => Some(
+            Box::new(KafkaEventSource::new(&kafka).map_err(kafka_error)?) as Box<dyn EventSource>,
+        ),
+        false => None,
+    };
+    let relay = match settings.mounts(FunctionName::RelayOutbox) {
+        true => Some((
+            redis.clone(),
+            KafkaPublisher::new(&kafka).map_err(kafka_error)?,
+        )),
+        false => None,
+    };
+    Ok(Stack {
+        context: Context {
+            catalogue: postgres.clone(),
+            stock: redis.clone(),
+            reservations: postgres.clone(),
+            clock: Arc::new(SystemClock),
+            reservation_ttl: ttl,
+        },
+        events,
+        relay,
+        services: Some((redis, postgres)),
+        memory: None,
+    })
+}

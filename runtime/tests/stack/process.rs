@@ -1,0 +1,72 @@
+//! `ticketd serve` as a separate OS process, configured like an in-process app.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use ticketd::Settings;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{SECRET, TestApp};
+
+pub struct Process {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Process {
+    /// Starts `ticketd serve` with `settings`' stack on a free loopback port; waits for /health.
+    pub async fn start(settings: &Settings) -> Process {
+        let addr = free_port();
+        let stack = &settings.stack;
+        let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .arg("serve")
+            .env("LISTEN_ADDR", addr.to_string())
+            .env("JWT_SECRET", SECRET)
+            .env("RESERVATION_TTL", settings.reservation_ttl.to_string())
+            .env("MAX_IN_FLIGHT", settings.max_in_flight.to_string())
+            .env("REDIS_URL", stack.redis_url.as_deref().unwrap_or_default())
+            .env(
+                "DATABASE_URL",
+                stack.database_url.as_deref().unwrap_or_default(),
+            )
+            .env(
+                "KAFKA_BROKERS",
+                stack.kafka_brokers.as_deref().unwrap_or_default(),
+            )
+            .env("KAFKA_TOPIC", &stack.kafka_topic)
+            .env("KAFKA_GROUP", &stack.kafka_group)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ticketd starts");
+        let app = TestApp::at(addr);
+        for _ in 0..150 {
+            if let Ok(response) = app.client.get(app.url("/health")).send().await
+                && response.status().is_success()
+            {
+                return Process { child, addr };
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("ticketd on {addr} did not become healthy in 30 s");
+    }
+
+    /// SIGTERM, then wait for the graceful exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+        let exited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        assert!(
+            matches!(exited, Ok(Ok(status)) if status.success()),
+            "ticketd did not stop cleanly: {exited:?}"
+        );
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address")
+}
