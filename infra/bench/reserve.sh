@@ -63,9 +63,10 @@ for port in "$TICKETD_PORT" "$BARE_PORT"; do
   fi
 done
 
-# env -i: only the settings below, so a stray FUNCTIONS or RESERVATION_TTL in the caller's
-# environment cannot change what is measured. MAX_IN_FLIGHT is far above the connection count
-# so that no request is shed with 503.
+# env -i: only the settings below, so a stray FUNCTIONS, RESERVATION_TTL or REDIS_URL /
+# DATABASE_URL (which select the real stack) in the caller's environment cannot change what is
+# measured: the embedded stack. MAX_IN_FLIGHT is far above the connection count so that no
+# request is shed with 503.
 env -i LISTEN_ADDR="127.0.0.1:$TICKETD_PORT" JWT_SECRET="$SECRET" MAX_IN_FLIGHT=100000 \
   RUST_LOG=warn "$TICKETD" serve >"$WORK/ticketd.log" 2>&1 &
 pids+=($!)

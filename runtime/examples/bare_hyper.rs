@@ -34,7 +34,14 @@ async fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("bare_hyper listening on {addr}");
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // One failed accept (e.g. a client that reset first) must not end the baseline.
+            Err(err) => {
+                eprintln!("accept failed: {err}");
+                continue;
+            }
+        };
         // Same socket option as ticketd, so the comparison is like for like.
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
