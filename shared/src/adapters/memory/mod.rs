@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod reservations;
+mod sharded;
 mod stock;
 mod stream;
 

@@ -1,9 +1,9 @@
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::lock;
+use super::sharded::ShardedMap;
 use crate::contracts::ReservationStore;
 use crate::domain::{Reservation, ReservationEvent, ReservationId};
 use crate::error::StoreError;
@@ -11,7 +11,7 @@ use crate::error::StoreError;
 /// The persisted reservations of the embedded stack (PostgreSQL's role on the real one).
 #[derive(Default)]
 pub struct MemoryReservationStore {
-    rows: Mutex<HashMap<ReservationId, Reservation>>,
+    rows: Mutex<ShardedMap<ReservationId, Reservation>>,
 }
 
 impl MemoryReservationStore {

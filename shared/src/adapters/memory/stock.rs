@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::sharded::ShardedMap;
 use super::{MemoryEventSink, lock};
 use crate::contracts::{
     HoldRequest, ReservationChange, ReserveError, SettleError, Settlement, StockStore,
@@ -24,7 +25,7 @@ pub struct MemoryStockStore {
 #[derive(Default)]
 struct State {
     categories: HashMap<EventId, HashMap<CategoryName, CategoryStock>>,
-    reservations: HashMap<ReservationId, Reservation>,
+    reservations: ShardedMap<ReservationId, Reservation>,
     /// Deadlines of live holds, earliest first, for the sweeper.
     deadlines: BTreeSet<(DateTime<Utc>, ReservationId)>,
 }
@@ -33,10 +34,10 @@ struct CategoryStock {
     counts: StockCounts,
     max_per_user: Option<u32>,
     /// Tickets each user holds or bought here; kept only when `max_per_user` is set.
-    per_user: HashMap<UserId, u32>,
+    per_user: ShardedMap<UserId, u32>,
     /// user -> Idempotency-Key -> the reservation that key created in this category. Keys are
     /// scoped to a category as on Redis, where a category's keys share one cluster slot.
-    idempotency: HashMap<UserId, HashMap<String, ReservationId>>,
+    idempotency: ShardedMap<UserId, HashMap<String, ReservationId>>,
 }
 
 impl CategoryStock {
@@ -44,7 +45,7 @@ impl CategoryStock {
         self.counts.available -= qty;
         self.counts.held += qty;
         if self.max_per_user.is_some() {
-            *self.per_user.entry(user.clone()).or_default() += qty;
+            *self.per_user.get_or_default(user.clone()) += qty;
         }
     }
 
@@ -126,8 +127,8 @@ impl StockStore for MemoryStockStore {
             .or_insert_with(|| CategoryStock {
                 counts: StockCounts::new(category.total_stock.get()),
                 max_per_user: category.max_per_user.map(|limit| limit.get()),
-                per_user: HashMap::new(),
-                idempotency: HashMap::new(),
+                per_user: ShardedMap::default(),
+                idempotency: ShardedMap::default(),
             });
         Ok(())
     }
@@ -200,8 +201,7 @@ impl StockStore for MemoryStockStore {
         if let Some(key) = hold.idempotency_key {
             stock
                 .idempotency
-                .entry(reservation.user_id.clone())
-                .or_default()
+                .get_or_default(reservation.user_id.clone())
                 .insert(key.as_str().to_owned(), reservation.id);
         }
         reservations.insert(reservation.id, reservation.clone());
