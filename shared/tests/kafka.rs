@@ -333,4 +333,13 @@ async fn a_down_broker_fails_in_bounded_time() {
     assert!(published.is_err());
     assert!(created.is_err());
     assert!(EVENTS_PRODUCE_FAILED.get() >= failed + 2);
+
+    // The consumer waits for the broker to come back (librdkafka reconnects by itself): its
+    // transient errors are logged, not returned one by one.
+    let mut source = KafkaEventSource::new(&settings).expect("consumer");
+    let waited = tokio::time::timeout(Duration::from_secs(2), source.next_batch(10)).await;
+    assert!(waited.is_err(), "next_batch waits: {waited:?}");
+    source.close();
+    let closed = within(source.next_batch(10)).await.expect("next_batch");
+    assert_eq!(closed, None);
 }

@@ -455,6 +455,50 @@ mod redis_only {
         );
     }
 
+    /// Sweepers of two processes run at once over the same due holds: each expires once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_sweepers_expire_each_hold_once() {
+        let stores = [redis().await, redis().await];
+        let category = category(&*stores[0], 100, None).await;
+        let mut ids = Vec::new();
+        for fan in 0..60 {
+            let request = hold(
+                &category,
+                &format!("fan-{fan}"),
+                1,
+                Duration::milliseconds(-1),
+            );
+            ids.push(
+                stores[fan % 2]
+                    .reserve(request)
+                    .await
+                    .unwrap()
+                    .reservation
+                    .id
+                    .to_string(),
+            );
+        }
+        let sweeps = stores
+            .iter()
+            .flat_map(|store| (0..4).map(move |_| store.expire_due(now(), 7)));
+        for swept in futures_util::future::join_all(sweeps).await {
+            swept.unwrap();
+        }
+        while stores[0].expire_due(now(), 512).await.unwrap() > 0 {}
+
+        assert_eq!(counts(&*stores[1], &category).await, StockCounts::new(100));
+        let expired_events = stores[0]
+            .outbox_batch(10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|entry| ids.contains(&entry.key))
+            .map(|entry| serde_json::from_str::<ReservationEvent>(&entry.payload).unwrap())
+            .filter(|event| event.reservation.status == ReservationStatus::Expired)
+            .count();
+        assert_eq!(expired_events, 60);
+    }
+
     /// Two stores with their own connections stand for two `ticketd` processes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_processes_on_one_redis_never_oversell() {

@@ -60,6 +60,23 @@ async fn every_change_reaches_postgres_once() {
         .unwrap()
         .get(0);
     assert_eq!(sold, 4);
+
+    // The real stack's gauges, refreshed every 2 s, and the relay and persist counters.
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    for name in [
+        "redis_memory_bytes ",
+        "outbox_backlog ",
+        "db_open_connections ",
+        "events_produced_total ",
+        "persist_batch_size_count ",
+        "persist_batch_duration_seconds_count ",
+        &format!(
+            "kafka_consumer_lag{{partition=\"0\",topic=\"{}\"}}",
+            stack.settings.stack.kafka_topic
+        ),
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
     app.stop().await;
     stack.drop_database().await;
 }
