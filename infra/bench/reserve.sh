@@ -3,13 +3,21 @@
 # in the same run. Read the ratio, not the absolute req/s: on a small shared machine the
 # absolute figures move from run to run, the ratio much less.
 #
-#   bash infra/bench/reserve.sh                     # -t2 -c64 -d10s
+#   bash infra/bench/reserve.sh                     # -t2 -c64 -d10s, embedded adapters
+#   STACK=real bash infra/bench/reserve.sh          # on Redis, Kafka and PostgreSQL
+#   STACK=real FUNCTIONS=reserve,create-event,add-ticket-category bash infra/bench/reserve.sh
+#                                                   # the Redis hot path alone: no relay or
+#                                                   # persist sharing the two cores
 #   THREADS=2 CONNECTIONS=128 DURATION=20s bash infra/bench/reserve.sh
+#
+# STACK=real starts what is missing with infra/local-stack.sh and gives the run a Redis
+# database (14, emptied first), a PostgreSQL database and a Kafka topic of its own.
 #
 # Both servers listen on 127.0.0.1 only and are stopped on exit. Not a test: it never fails
 # on a figure, only when something could not be measured.
 set -euo pipefail
 
+STACK=${STACK:-embedded}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
@@ -39,6 +47,9 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   rm -rf "$WORK"
+  if [ -n "${bench_db:-}" ]; then
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >/dev/null || true
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -63,12 +74,28 @@ for port in "$TICKETD_PORT" "$BARE_PORT"; do
   fi
 done
 
-# env -i: only the settings below, so a stray FUNCTIONS, RESERVATION_TTL or REDIS_URL /
-# DATABASE_URL (which select the real stack) in the caller's environment cannot change what is
-# measured: the embedded stack. MAX_IN_FLIGHT is far above the connection count so that no
-# request is shed with 503.
+# The real stack's settings, or none: a database and topic of this run's own.
+stack_env=()
+[ -z "${FUNCTIONS:-}" ] || stack_env+=(FUNCTIONS="$FUNCTIONS")
+case $STACK in
+  embedded) ;;
+  real)
+    infra/local-stack.sh
+    bench_db="ticketd_bench_$(date +%s)"
+    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $bench_db" >/dev/null
+    redis-cli -n 14 FLUSHDB >/dev/null
+    stack_env+=(REDIS_URL=redis://127.0.0.1:6379/14
+      DATABASE_URL="postgres://postgres@127.0.0.1:5432/$bench_db"
+      KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$bench_db" KAFKA_GROUP="$bench_db")
+    ;;
+  *) die "STACK is embedded or real, not $STACK" ;;
+esac
+
+# env -i: only the settings below, so a stray FUNCTIONS, RESERVATION_TTL, REDIS_URL or
+# DATABASE_URL in the caller's environment cannot change what is measured. MAX_IN_FLIGHT is
+# far above the connection count so that no request is shed with 503.
 env -i LISTEN_ADDR="127.0.0.1:$TICKETD_PORT" JWT_SECRET="$SECRET" MAX_IN_FLIGHT=100000 \
-  RUST_LOG=warn "$TICKETD" serve >"$WORK/ticketd.log" 2>&1 &
+  RUST_LOG=warn "${stack_env[@]}" "$TICKETD" serve >"$WORK/ticketd.log" 2>&1 &
 pids+=($!)
 ticketd_pid=$!
 "$BARE" "127.0.0.1:$BARE_PORT" >"$WORK/bare.log" 2>&1 &
@@ -155,7 +182,7 @@ answered_2xx=$((reserve_total - reserve_non2xx))
 
 cat <<EOF
 
-=== POST /reserve vs bare hyper: -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) CPUs ===
+=== POST /reserve ($STACK${FUNCTIONS:+, FUNCTIONS=$FUNCTIONS}) vs bare hyper: -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) CPUs ===
                    req/s       p50 ms     p99 ms    non-2xx   socket errors
 bare hyper    $(printf '%10s %12s %10s %10s' "$bare_rps" "$bare_p50" "$bare_p99" "$bare_non2xx")   $bare_errors
 POST /reserve $(printf '%10s %12s %10s %10s' "$reserve_rps" "$reserve_p50" "$reserve_p99" "$reserve_non2xx")   $reserve_errors
