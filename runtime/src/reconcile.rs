@@ -26,9 +26,13 @@ pub async fn restore_missing(
     Ok(restored)
 }
 
-/// The `reconcile` command: connects to both, restores, reports.
-pub async fn reconcile(redis_url: &str, database_url: &str) -> Result<usize, String> {
-    let postgres = Postgres::connect(database_url, 2)
+/// Connects to PostgreSQL (applying its migrations) and Redis, naming the setting that failed.
+pub async fn connect(
+    redis_url: &str,
+    database_url: &str,
+    pool_size: u32,
+) -> Result<(Postgres, RedisStockStore), String> {
+    let postgres = Postgres::connect(database_url, pool_size)
         .await
         .map_err(|err| format!("DATABASE_URL: {err}"))?;
     postgres
@@ -38,6 +42,12 @@ pub async fn reconcile(redis_url: &str, database_url: &str) -> Result<usize, Str
     let redis = RedisStockStore::connect(redis_url)
         .await
         .map_err(|err| format!("REDIS_URL: {err}"))?;
+    Ok((postgres, redis))
+}
+
+/// The `reconcile` command: connects to both, restores, reports.
+pub async fn reconcile(redis_url: &str, database_url: &str) -> Result<usize, String> {
+    let (postgres, redis) = connect(redis_url, database_url, 2).await?;
     restore_missing(&postgres, &redis)
         .await
         .map_err(|err| format!("reconcile: {err}"))

@@ -12,7 +12,7 @@ use shared::clock::SystemClock;
 use shared::contracts::EventSource;
 
 use crate::config::{FunctionName, Settings};
-use crate::reconcile::restore_missing;
+use crate::reconcile::{connect, restore_missing};
 
 /// Partitions of the reservation topic: room for a few persist-reservations consumers.
 const PARTITIONS: i32 = 3;
@@ -52,18 +52,13 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
         });
     };
 
-    let postgres = Postgres::connect(real.database_url, settings.stack.db_pool_size)
-        .await
-        .map_err(|err| format!("DATABASE_URL: {err}"))?;
-    postgres
-        .migrate()
-        .await
-        .map_err(|err| format!("migrations: {err}"))?;
-    let postgres = Arc::new(postgres);
-    let redis = RedisStockStore::connect(real.redis_url)
-        .await
-        .map_err(|err| format!("REDIS_URL: {err}"))?;
-    let redis = Arc::new(redis);
+    let (postgres, redis) = connect(
+        real.redis_url,
+        real.database_url,
+        settings.stack.db_pool_size,
+    )
+    .await?;
+    let (postgres, redis) = (Arc::new(postgres), Arc::new(redis));
     let restored = restore_missing(&postgres, &redis)
         .await
         .map_err(|err| format!("reconcile: {err}"))?;

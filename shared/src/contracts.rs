@@ -65,6 +65,23 @@ pub struct HoldRequest {
     pub expires_at: DateTime<Utc>,
 }
 
+impl HoldRequest {
+    /// The new hold this request makes, under a fresh id.
+    pub fn into_reservation(self) -> Reservation {
+        Reservation {
+            id: ReservationId::generate(),
+            event_id: self.event_id,
+            category: self.category,
+            user_id: self.user,
+            qty: self.qty,
+            status: ReservationStatus::Held,
+            created_at: self.now,
+            expires_at: self.expires_at,
+            updated_at: self.now,
+        }
+    }
+}
+
 /// The reservation after a request. `changed` is false when the request repeated one that had
 /// already taken effect (an idempotent retry): the same answer, and nothing happened twice.
 #[derive(Debug, Clone, PartialEq, Eq)]

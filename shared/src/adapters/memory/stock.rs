@@ -147,7 +147,7 @@ impl StockStore for MemoryStockStore {
             .unwrap_or_default())
     }
 
-    async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
+    async fn reserve(&self, mut hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
         let mut state = lock(&self.state);
         let State {
             categories,
@@ -186,19 +186,10 @@ impl StockStore for MemoryStockStore {
         }
         stock.hold(&hold.user, qty);
 
-        let reservation = Reservation {
-            id: ReservationId::generate(),
-            event_id: hold.event_id,
-            category: hold.category,
-            user_id: hold.user,
-            qty: hold.qty,
-            status: ReservationStatus::Held,
-            created_at: hold.now,
-            expires_at: hold.expires_at,
-            updated_at: hold.now,
-        };
+        let idempotency_key = hold.idempotency_key.take();
+        let reservation = hold.into_reservation();
         deadlines.insert((reservation.expires_at, reservation.id));
-        if let Some(key) = hold.idempotency_key {
+        if let Some(key) = idempotency_key {
             stock
                 .idempotency
                 .get_or_default(reservation.user_id.clone())

@@ -212,17 +212,7 @@ impl StockStore for RedisStockStore {
             // The script reads the key only when the TTL is set; any key of the slot will do.
             None => (keys.stock.clone(), 0),
         };
-        let reservation = Reservation {
-            id: ReservationId::generate(),
-            event_id: hold.event_id,
-            category: hold.category,
-            user_id: hold.user,
-            qty: hold.qty,
-            status: ReservationStatus::Held,
-            created_at: hold.now,
-            expires_at: hold.expires_at,
-            updated_at: hold.now,
-        };
+        let reservation = hold.into_reservation();
         let json = serde_json::to_string(&reservation)
             .map_err(|err| StoreError(format!("reservation JSON: {err}")))?;
         let id = reservation.id.to_string();
