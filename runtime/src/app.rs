@@ -41,6 +41,7 @@ impl Running {
 
 /// Starts a process in the background on `settings.listen_addr` (port 0 picks one).
 pub async fn spawn(settings: Settings) -> Result<Running, String> {
+    settings.validate()?;
     let stack = assemble(&settings).await?;
     let listener = bind(&settings).await?;
     let addr = listener.local_addr().map_err(|err| err.to_string())?;
@@ -60,6 +61,7 @@ pub async fn spawn(settings: Settings) -> Result<Running, String> {
 
 /// Serves until `shutdown` resolves (the CLI passes SIGTERM / Ctrl-C).
 pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    settings.validate()?;
     let stack = assemble(&settings).await?;
     let listener = bind(&settings).await?;
     if let Ok(addr) = listener.local_addr() {

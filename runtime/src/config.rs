@@ -18,6 +18,15 @@ pub struct Settings {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// `production` refuses to start with the development secret or one under 32 bytes.
+    #[arg(
+        long = "env",
+        env = "TICKETD_ENV",
+        value_enum,
+        default_value = "development"
+    )]
+    pub environment: Environment,
+
     /// How long a hold lasts before it expires, in seconds.
     #[arg(long, env = "RESERVATION_TTL", default_value_t = 600,
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
@@ -103,7 +112,41 @@ impl StackSettings {
     }
 }
 
+/// Where the process runs; production is stricter about its secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// The shortest JWT secret production accepts: HS256's own key size.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 impl Settings {
+    /// Checks what clap cannot check alone; the message names the variable to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        self.stack.real()?;
+        if self.environment == Environment::Production {
+            match self.jwt_secret.as_deref() {
+                None | Some(DEV_SECRET) => {
+                    return Err(
+                        "TICKETD_ENV=production needs JWT_SECRET set to a secret of \
+                                its own (the development secret is refused)"
+                            .into(),
+                    );
+                }
+                Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+                    return Err(format!(
+                        "TICKETD_ENV=production needs a JWT_SECRET of at least \
+                         {MIN_SECRET_BYTES} bytes"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     pub fn mounts(&self, function: FunctionName) -> bool {
         self.functions
             .as_ref()

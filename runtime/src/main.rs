@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use shared::auth::{Jwt, Role};
 use shared::domain::UserId;
 use ticketd::Settings;
-use ticketd::config::DEV_SECRET;
+use ticketd::config::{DEV_SECRET, MIN_SECRET_BYTES};
 use tracing_subscriber::EnvFilter;
 
 /// Concert ticket booking backend: serverless-style functions on a small hyper + tower runtime.
@@ -109,11 +109,16 @@ fn token(args: TokenArgs) -> ExitCode {
 
 fn serve(settings: Settings) -> ExitCode {
     init_logging();
-    if settings.jwt_secret.is_none() {
-        tracing::warn!(
+    match settings.jwt_secret.as_deref() {
+        None => tracing::warn!(
             "JWT_SECRET is not set: using the development secret {DEV_SECRET:?}. \
              Anyone can sign tokens for this server. Set JWT_SECRET outside development."
-        );
+        ),
+        Some(secret) if secret.len() < MIN_SECRET_BYTES => tracing::warn!(
+            "JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes: easy to guess, and refused \
+             with TICKETD_ENV=production"
+        ),
+        Some(_) => {}
     }
     let served = tokio_runtime()
         .and_then(|runtime| runtime.block_on(ticketd::serve(settings, shutdown_signal())));

@@ -121,6 +121,18 @@ impl Jwt {
                 return Err(AuthError::Invalid);
             }
         }
+        // We never look a key up, so a header that names one (kid, jku, jwk, x5u, x5c) or
+        // asks for extensions (crit) can only be an attempt to steer verification: refuse it.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+        let names_a_key = header.kid.is_some()
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some();
+        if names_a_key {
+            return Err(AuthError::Invalid);
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| AuthError::Invalid)?;
         let user = UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid)?;

@@ -100,6 +100,14 @@ async fn requests_without_a_valid_token_are_unauthorized() {
                 signed(&json!({"alg": "RS256", "typ": "JWT"}), &claims(now() + 600))
             ),
         ),
+        ("kid header", {
+            let header = json!({"alg": "HS256", "typ": "JWT", "kid": "other-key"});
+            format!("Bearer {}", signed(&header, &claims(now() + 600)))
+        }),
+        ("jku header", {
+            let header = json!({"alg": "HS256", "typ": "JWT", "jku": "http://127.0.0.1:1/keys"});
+            format!("Bearer {}", signed(&header, &claims(now() + 600)))
+        }),
     ];
     for (case, authorization) in cases {
         let response = reserve_with_header(&app, &authorization).await;

@@ -5,6 +5,7 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use shared::auth::{Jwt, Role};
 use shared::domain::UserId;
+use ticketd::config::Environment;
 use ticketd::{Running, Settings};
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
@@ -22,6 +23,7 @@ pub fn settings() -> Settings {
     Settings {
         listen_addr: "127.0.0.1:0".parse().expect("loopback address"),
         jwt_secret: Some(SECRET.into()),
+        environment: Environment::Development,
         reservation_ttl: 600,
         functions: None,
         max_in_flight: 4096,

@@ -3,10 +3,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 use ticketd::FunctionName;
+use ticketd::config::Environment;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, body, error_code, settings, spawn_app, spawn_app_with};
+use crate::helpers::{SECRET, TestApp, body, error_code, settings, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_and_metrics_answer() {
@@ -141,4 +142,39 @@ async fn shutdown_lets_in_flight_requests_finish() {
     stopping.await.unwrap();
     // The hold made during shutdown was flushed to the reservation store.
     assert_eq!(reservations.all().len(), 1);
+}
+
+#[tokio::test]
+async fn production_refuses_a_weak_or_missing_secret() {
+    let production = |secret: Option<&str>| ticketd::Settings {
+        environment: Environment::Production,
+        jwt_secret: secret.map(str::to_owned),
+        ..settings()
+    };
+    for weak in [
+        None,
+        Some("dev-secret"),
+        Some("31-bytes-is-one-byte-too-short!"),
+    ] {
+        let refused = ticketd::spawn(production(weak)).await.err();
+        assert!(
+            refused.is_some_and(|err| err.contains("JWT_SECRET")),
+            "{weak:?} accepted"
+        );
+    }
+    let strong = ticketd::spawn(production(Some(SECRET)))
+        .await
+        .expect("a 32-byte secret starts");
+    strong.stop().await;
+}
+
+#[tokio::test]
+async fn half_a_real_stack_is_refused_by_name() {
+    let mut half = settings();
+    half.stack.redis_url = Some("redis://127.0.0.1:6379".into());
+    let refused = ticketd::spawn(half).await.err().expect("refused");
+    assert!(
+        refused.contains("DATABASE_URL") && refused.contains("KAFKA_BROKERS"),
+        "{refused}"
+    );
 }
