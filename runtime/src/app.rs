@@ -131,7 +131,7 @@ async fn run(
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .service(router(&settings, state, jwt));
-    serve_connections(listener, service, shutdown).await;
+    serve_connections(listener, service, settings.max_connections, shutdown).await;
 
     // HTTP has drained: no new state changes. The timer stops, the relay and the stream
     // consumer flush what they already have.

@@ -10,7 +10,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::Service;
 
 /// Slow clients (slowloris) get this long to send a request's headers.
@@ -21,6 +24,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve_connections<S, B>(
     listener: TcpListener,
     service: S,
+    max_connections: u32,
     shutdown: impl Future<Output = ()>,
 ) where
     S: Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
@@ -36,8 +40,15 @@ pub async fn serve_connections<S, B>(
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    // A permit per open connection: at the cap, accepting waits for one to close.
+    let open = Arc::new(Semaphore::new(max_connections as usize));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => permit,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permit else { break };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -48,6 +59,7 @@ pub async fn serve_connections<S, B>(
                         if let Err(err) = connection.await {
                             tracing::debug!(%err, "connection closed with an error");
                         }
+                        drop(permit);
                     });
                 }
                 Err(err) => {

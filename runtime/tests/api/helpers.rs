@@ -27,6 +27,7 @@ pub fn settings() -> Settings {
         reservation_ttl: 600,
         functions: None,
         max_in_flight: 4096,
+        max_connections: 10_000,
         request_timeout: Duration::from_secs(10),
         body_limit: 16 * 1024,
         stack: Default::default(),

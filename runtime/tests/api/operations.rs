@@ -178,3 +178,29 @@ async fn half_a_real_stack_is_refused_by_name() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn past_the_connection_cap_new_connections_wait_for_one_to_close() {
+    let app = spawn_app_with(ticketd::Settings {
+        max_connections: 2,
+        ..settings()
+    })
+    .await;
+    let first = TcpStream::connect(app.addr).await.unwrap();
+    let _second = TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The kernel completes the handshake, but ticketd does not take the connection yet.
+    let mut third = TcpStream::connect(app.addr).await.unwrap();
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0; 64];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut buffer)).await;
+    assert!(early.is_err(), "answered past the cap");
+
+    drop(first);
+    let response = read_response(&mut third).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
