@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use shared::contracts::RateLimit;
 
 /// The development secret, used (with a loud warning) when `JWT_SECRET` is unset.
 pub const DEV_SECRET: &str = "dev-secret";
@@ -42,6 +43,15 @@ pub struct Settings {
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
+
+    /// Reservations one user may make per minute in one category (0: no limit); past it, 429.
+    #[arg(long, env = "RESERVE_RATE_PER_MINUTE", default_value_t = 60)]
+    pub reserve_rate_per_minute: u32,
+
+    /// Reservations one user may make at once before the per-minute rate applies.
+    #[arg(long, env = "RESERVE_BURST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reserve_burst: u32,
 
     /// Connections open at once; past it new ones wait in the kernel's queue until one closes.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000,
@@ -156,6 +166,13 @@ impl Settings {
         self.functions
             .as_ref()
             .is_none_or(|functions| functions.contains(&function))
+    }
+
+    pub fn reserve_rate_limit(&self) -> Option<RateLimit> {
+        (self.reserve_rate_per_minute > 0).then_some(RateLimit {
+            per_minute: self.reserve_rate_per_minute,
+            burst: self.reserve_burst,
+        })
     }
 
     pub fn jwt_secret(&self) -> &str {

@@ -38,7 +38,8 @@ pub struct MemoryStores {
 pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
     let ttl = chrono::Duration::seconds(settings.reservation_ttl.into());
     let Some(real) = settings.stack.real()? else {
-        let embedded = Embedded::new(Arc::new(SystemClock), ttl);
+        let mut embedded = Embedded::new(Arc::new(SystemClock), ttl);
+        embedded.context.reserve_rate_limit = settings.reserve_rate_limit();
         let persists = settings.mounts(FunctionName::PersistReservations);
         return Ok(Stack {
             context: embedded.context,
@@ -98,6 +99,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
             reservations: postgres.clone(),
             clock: Arc::new(SystemClock),
             reservation_ttl: ttl,
+            reserve_rate_limit: settings.reserve_rate_limit(),
         },
         events,
         relay,

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::clock::Clock;
-use crate::contracts::{Catalogue, ReservationStore, StockStore};
+use crate::contracts::{Catalogue, RateLimit, ReservationStore, StockStore};
 
 /// What a function gets besides its input: the contracts it may call.
 #[derive(Clone)]
@@ -14,4 +14,6 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// How long a hold lasts before it expires.
     pub reservation_ttl: Duration,
+    /// How often one user may reserve in one category; `None`: no limit.
+    pub reserve_rate_limit: Option<RateLimit>,
 }

@@ -20,6 +20,7 @@ pub enum ErrorKind {
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable,
+    TooManyRequests,
     Unavailable,
     Internal,
 }
@@ -32,6 +33,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// For people; never contains secrets.
     pub message: Cow<'static, str>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -40,7 +43,14 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller when to retry.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
@@ -99,6 +109,7 @@ impl From<StoreError> for ApiError {
             "unavailable",
             "a backing store is unavailable, retry later",
         )
+        .retry_after(1)
     }
 }
 
@@ -131,6 +142,10 @@ impl From<ReserveError> for ApiError {
             }
             ReserveError::IdempotencyKeyReused => {
                 ApiError::new(ErrorKind::Unprocessable, "idempotency_key_reused", message)
+            }
+            ReserveError::RateLimited { retry_after_secs } => {
+                ApiError::new(ErrorKind::TooManyRequests, "rate_limited", message)
+                    .retry_after(retry_after_secs)
             }
             ReserveError::Store(err) => err.into(),
         }

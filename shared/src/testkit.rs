@@ -78,6 +78,7 @@ impl TestStack {
             user: user(user_name),
             qty: Qty::new(qty).expect("valid qty"),
             idempotency_key: None,
+            rate_limit: None,
             now,
             expires_at: now + ctx.reservation_ttl,
         };

@@ -283,6 +283,7 @@ async fn run_case(store: &dyn StockStore, ops: &[Op]) -> Result<(), TestCaseErro
                     qty: Qty::new(qty.into()).unwrap(),
                     idempotency_key: key
                         .map(|key| IdempotencyKey::parse(&format!("key-{key}")).unwrap()),
+                    rate_limit: None,
                     now,
                     expires_at: now + Duration::seconds(TTL_SECS),
                 };

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use shared::adapters::memory::{MemoryStockStore, channel};
 use shared::adapters::redis::RedisStockStore;
-use shared::contracts::{HoldRequest, ReserveError, SettleError, Settlement, StockStore};
+use shared::contracts::{
+    HoldRequest, RateLimit, ReserveError, SettleError, Settlement, StockStore,
+};
 use shared::domain::{
     Category, CategoryName, EventId, IdempotencyKey, PerUserLimit, Price, Qty, Reservation,
     ReservationId, ReservationStatus, StockCounts, TotalStock, UserId,
@@ -60,6 +62,7 @@ pub fn hold(category: &Category, user_name: &str, qty: i64, lasts: Duration) -> 
         user: user(user_name),
         qty: Qty::new(qty).unwrap(),
         idempotency_key: None,
+        rate_limit: None,
         now,
         expires_at: now + lasts,
     }
@@ -307,6 +310,44 @@ async fn concurrent_holds_never_oversell(store: Arc<dyn StockStore>) {
     );
 }
 
+async fn reservations_are_rate_limited_per_user_in_a_category(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 100, None).await;
+    let limit = RateLimit {
+        per_minute: 60,
+        burst: 3,
+    };
+    let start = now();
+    let request = |user_name: &str, at: DateTime<Utc>| HoldRequest {
+        rate_limit: Some(limit),
+        now: at,
+        expires_at: at + TEN_MINUTES,
+        ..hold(&category, user_name, 1, TEN_MINUTES)
+    };
+    for _ in 0..3 {
+        store.reserve(request("ann", start)).await.unwrap();
+    }
+    let limited = store.reserve(request("ann", start)).await;
+    assert!(
+        matches!(
+            limited,
+            Err(ReserveError::RateLimited {
+                retry_after_secs: 1
+            })
+        ),
+        "{limited:?}"
+    );
+    store.reserve(request("bob", start)).await.unwrap();
+    // A second later ann has one token again, and only one.
+    let later = start + Duration::seconds(1);
+    store.reserve(request("ann", later)).await.unwrap();
+    let again = store.reserve(request("ann", later)).await;
+    assert!(
+        matches!(again, Err(ReserveError::RateLimited { .. })),
+        "{again:?}"
+    );
+    assert_eq!(counts(&*store, &category).await.held, 5);
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory_store {
@@ -328,6 +369,7 @@ contract!(
     a_hold_settles_once,
     holds_past_their_deadline_expire_once,
     concurrent_holds_never_oversell,
+    reservations_are_rate_limited_per_user_in_a_category,
 );
 
 mod redis_only {

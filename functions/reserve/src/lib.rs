@@ -34,6 +34,7 @@ pub async fn reserve(
         user: input.user,
         qty: input.request.qty,
         idempotency_key: input.idempotency_key,
+        rate_limit: ctx.reserve_rate_limit,
         now,
         expires_at: now + ctx.reservation_ttl,
     };
@@ -53,6 +54,7 @@ fn reason(err: &ReserveError) -> &'static str {
         ReserveError::SoldOut => "sold_out",
         ReserveError::LimitExceeded { .. } => "limit_exceeded",
         ReserveError::IdempotencyKeyReused => "idempotency_key_reused",
+        ReserveError::RateLimited { .. } => "rate_limited",
         ReserveError::Store(_) => "unavailable",
     }
 }

@@ -34,12 +34,11 @@ pub fn with_body(
 
 /// `{"error":{"code","message"}}` with the status of the error's kind.
 pub fn error(err: &ApiError) -> Response {
-    let status = status_of(err.kind);
-    let mut response = with_body(status, JSON, err.to_json());
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    let mut response = with_body(status_of(err.kind), JSON, err.to_json());
+    if let Some(seconds) = err.retry_after {
         response
             .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -56,6 +55,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

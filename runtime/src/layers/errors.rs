@@ -78,6 +78,7 @@ fn into_response(err: BoxError) -> Response {
             "overloaded",
             "too many requests in flight, retry shortly",
         )
+        .retry_after(1)
     } else if err.is::<Elapsed>() {
         ApiError::new(
             ErrorKind::Unavailable,

@@ -11,4 +11,5 @@ mod expiry;
 mod helpers;
 mod openapi;
 mod operations;
+mod rate_limit;
 mod reserve;

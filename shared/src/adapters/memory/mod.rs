@@ -37,6 +37,7 @@ impl Embedded {
             reservations: reservations.clone(),
             clock,
             reservation_ttl,
+            reserve_rate_limit: None,
         };
         Self {
             context,

@@ -44,8 +44,12 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     where
         V: Default,
     {
+        self.get_or_default_with(key, V::default)
+    }
+
+    pub fn get_or_default_with(&mut self, key: K, default: impl FnOnce() -> V) -> &mut V {
         let shard = self.shard(&key);
-        self.shards[shard].entry(key).or_default()
+        self.shards[shard].entry(key).or_insert_with(default)
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::sharded::ShardedMap;
 use super::{MemoryEventSink, lock};
 use crate::contracts::{
-    HoldRequest, ReservationChange, ReserveError, SettleError, Settlement, StockStore,
+    HoldRequest, RateLimit, ReservationChange, ReserveError, SettleError, Settlement, StockStore,
 };
 use crate::domain::{
     Category, CategoryName, EventId, Reservation, ReservationEvent, ReservationId,
@@ -35,12 +35,34 @@ struct CategoryStock {
     max_per_user: Option<u32>,
     /// Tickets each user holds or bought here; kept only when `max_per_user` is set.
     per_user: ShardedMap<UserId, u32>,
+    /// Each user's reservation rate in this category: tokens left, and when last counted.
+    rate: ShardedMap<UserId, (f64, DateTime<Utc>)>,
     /// user -> Idempotency-Key -> the reservation that key created in this category. Keys are
     /// scoped to a category as on Redis, where a category's keys share one cluster slot.
     idempotency: ShardedMap<UserId, HashMap<String, ReservationId>>,
 }
 
 impl CategoryStock {
+    /// Takes one token from the user's bucket, or says how long until there is one.
+    fn take_token(
+        &mut self,
+        user: &UserId,
+        limit: RateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<(), u32> {
+        let burst = f64::from(limit.burst);
+        let (tokens, counted) = self.rate.get_or_default_with(user.clone(), || (burst, now));
+        let elapsed_ms = (now - *counted).num_milliseconds().max(0) as f64;
+        let refilled = (*tokens + elapsed_ms * f64::from(limit.per_minute) / 60_000.0).min(burst);
+        *counted = now;
+        if refilled < 1.0 {
+            *tokens = refilled;
+            return Err(limit.wait_secs(refilled));
+        }
+        *tokens = refilled - 1.0;
+        Ok(())
+    }
+
     fn hold(&mut self, user: &UserId, qty: u32) {
         self.counts.available -= qty;
         self.counts.held += qty;
@@ -128,6 +150,7 @@ impl StockStore for MemoryStockStore {
                 counts: StockCounts::new(category.total_stock.get()),
                 max_per_user: category.max_per_user.map(|limit| limit.get()),
                 per_user: ShardedMap::default(),
+                rate: ShardedMap::default(),
                 idempotency: ShardedMap::default(),
             });
         Ok(())
@@ -158,6 +181,11 @@ impl StockStore for MemoryStockStore {
             .get_mut(&hold.event_id)
             .and_then(|event| event.get_mut(hold.category.as_str()))
             .ok_or(ReserveError::UnknownCategory)?;
+        if let Some(limit) = hold.rate_limit {
+            stock
+                .take_token(&hold.user, limit, hold.now)
+                .map_err(|retry_after_secs| ReserveError::RateLimited { retry_after_secs })?;
+        }
         if let Some(key) = &hold.idempotency_key {
             let earlier = stock
                 .idempotency

@@ -36,6 +36,11 @@ impl CategoryKeys {
         format!("{}:idem:{}:{key}", self.tag, user.as_str())
     }
 
+    /// A user's reservation rate bucket in this category.
+    pub fn rate(&self, user: &UserId) -> String {
+        format!("{}:rate:{}", self.tag, user.as_str())
+    }
+
     /// The five keys every transition script takes, in its KEYS order.
     pub fn transition(&self) -> [&str; 5] {
         [
@@ -86,6 +91,7 @@ mod tests {
         }
         let user = UserId::parse("ann").unwrap();
         assert!(keys.idempotency(&user, "k").starts_with(&tag));
+        assert!(keys.rate(&user).starts_with(&tag));
     }
 
     #[test]

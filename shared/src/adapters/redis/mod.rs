@@ -212,6 +212,11 @@ impl StockStore for RedisStockStore {
             // The script reads the key only when the TTL is set; any key of the slot will do.
             None => (keys.stock.clone(), 0),
         };
+        let rate_key = keys.rate(&hold.user);
+        let (per_minute, burst) = hold
+            .rate_limit
+            .map_or((0, 0), |limit| (limit.per_minute, limit.burst));
+        let now_ms = hold.now.timestamp_millis();
         let reservation = hold.into_reservation();
         let json = serde_json::to_string(&reservation)
             .map_err(|err| StoreError(format!("reservation JSON: {err}")))?;
@@ -220,9 +225,10 @@ impl StockStore for RedisStockStore {
         pipeline
             .cmd("EVALSHA")
             .arg(self.scripts.reserve.get_hash())
-            .arg(6)
+            .arg(7)
             .arg(&keys.transition())
             .arg(&idempotency_key)
+            .arg(&rate_key)
             .arg(&id)
             .arg(reservation.user_id.as_str())
             .arg(reservation.qty.get())
@@ -230,6 +236,9 @@ impl StockStore for RedisStockStore {
             .arg(&json)
             .arg(ttl)
             .arg(ReservationEvent::VERSION)
+            .arg(per_minute)
+            .arg(burst)
+            .arg(now_ms)
             // In the same round trip: where a confirm will find this reservation.
             .cmd("SET")
             .arg(reservation_category(reservation.id))
@@ -252,6 +261,12 @@ impl StockStore for RedisStockStore {
                 })
             }
             Some("sold_out") => Err(ReserveError::SoldOut),
+            Some("rate_limited") => {
+                let seconds = reply.get(1).and_then(|seconds| seconds.parse().ok());
+                Err(ReserveError::RateLimited {
+                    retry_after_secs: seconds.ok_or_else(|| unexpected(&reply))?,
+                })
+            }
             Some("unknown_category") => Err(ReserveError::UnknownCategory),
             Some("limit_exceeded") => {
                 let max = reply.get(1).and_then(|max| max.parse().ok());

