@@ -65,6 +65,34 @@ export function userToken(sub) {
   return __ENV.USER_TOKEN || makeToken('user', sub);
 }
 
+/**
+ * Fans a VU plays in turn: a new fan (sub `<prefix>-<n>`, token of its own) every
+ * RESERVES_PER_FAN reserves (default 5), so that no fan passes ticketd's per-user reservation
+ * rate (RESERVE_RATE_PER_MINUTE, RESERVE_BURST: 60 a minute, 10 at once by default) and the
+ * load looks like many fans, not one fan clicking a thousand times a second. With USER_TOKEN
+ * every VU is that one fan (run ticketd with RESERVE_RATE_PER_MINUTE=0 then, or get 429s).
+ */
+export function fanRotation(prefix, reservesPerFan = envInt('RESERVES_PER_FAN', 5)) {
+  let fan = 0;
+  let reserves = 0;
+  let token = null;
+  return {
+    token() {
+      if (token === null) token = userToken(`${prefix}-${fan}`);
+      return token;
+    },
+    /** Call after each reserve attempt: the fan moves on once it made its share. */
+    reserved() {
+      reserves += 1;
+      if (reserves >= Math.max(1, reservesPerFan) && !__ENV.USER_TOKEN) {
+        fan += 1;
+        reserves = 0;
+        token = null;
+      }
+    },
+  };
+}
+
 /** A short id of this run, so fans and events of two runs never share a name. */
 export function runId() {
   return `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;

@@ -1,13 +1,16 @@
 // A day of sales: fans read availability, hold tickets, pay for some of their holds and
 // cancel others, in realistic proportions (by default 60 % reads, 25 % reserves, 10 % confirms,
-// 5 % cancels). Each VU is one fan and settles only its own holds, oldest first; a settlement
-// drawn while the VU holds nothing becomes a read.
+// 5 % cancels). Each VU plays one fan after another (a new one every RESERVES_PER_FAN = 5
+// reserves, see fanRotation in lib.js); it settles only holds it made, oldest first, each
+// with the token of the fan that made it. A settlement drawn while the VU holds nothing
+// becomes a read.
 //
 //   k6 run -e JWT_SECRET=... k6/mixed.js
 //   k6 run -e JWT_SECRET=... -e VUS=200 -e DURATION=20s k6/mixed.js
 //
 // Env: BASE_URL (http://127.0.0.1:8080), JWT_SECRET, USER_TOKEN (every VU the same fan),
 // EVENT_ID + CATEGORY (Floor) to use an existing category, VUS (10), DURATION (30s),
+// RESERVES_PER_FAN (5),
 // MIX (reads,reserves,confirms,cancels in %: 60,25,10,5), THINK_MS (0: pause after each
 // request), P95_MS (200), FAIL_RATE (0.01).
 //
@@ -22,7 +25,7 @@ import { check, sleep } from 'k6';
 import { Counter, Gauge } from 'k6/metrics';
 import {
   CATEGORY, P95_MS, SUMMARY_TREND_STATS, body, categoryCounters, createEventWithCategory, envInt,
-  errorCode, explain, getAvailability, reserve, runId, settle, userToken, warnIfDevSecret,
+  errorCode, explain, fanRotation, getAvailability, reserve, runId, settle, warnIfDevSecret,
 } from './lib.js';
 
 const OWN_EVENT = !__ENV.EVENT_ID;
@@ -73,8 +76,8 @@ export function setup() {
   return { run, eventId, category };
 }
 
-// Per VU: the fan's token and the ids of its holds not yet settled, oldest first.
-let token;
+// Per VU: its fans, and the holds it made not yet settled ({id, token}), oldest first.
+let fans;
 const myHolds = [];
 let complaints = 0;
 
@@ -102,13 +105,15 @@ function readAvailability(data) {
 }
 
 function holdOne(data) {
+  const token = fans.token();
   const res = reserve(token, data.eventId, data.category, 1);
+  fans.reserved();
   if (res.status === 201) {
     const hold = body(res);
     const isHeld = hold !== null && hold.status === 'held' && hold.qty === 1 && !!hold.reservation_id;
     contractHolds(res, 'POST /reserve', isHeld);
     if (isHeld) {
-      myHolds.push(hold.reservation_id);
+      myHolds.push({ id: hold.reservation_id, token });
       holds.add(1);
     }
   }
@@ -120,7 +125,7 @@ function holdOne(data) {
 }
 
 function settleOldest(paymentOk) {
-  const id = myHolds.shift();
+  const { id, token } = myHolds.shift();
   const res = settle(token, id, paymentOk);
   const want = paymentOk ? 'confirmed' : 'cancelled';
   if (check(res, { [`${paymentOk ? 'confirm' : 'cancel'}: 200`]: (r) => r.status === 200 })) {
@@ -134,7 +139,7 @@ function settleOldest(paymentOk) {
 }
 
 export default function (data) {
-  if (!token) token = userToken(`k6-mixed-${data.run}-${__VU}`);
+  if (!fans) fans = fanRotation(`k6-mixed-${data.run}-${__VU}`);
   const draw = Math.random() * MIX_TOTAL;
   if (draw < READ_UPTO) readAvailability(data);
   else if (draw < RESERVE_UPTO) holdOne(data);

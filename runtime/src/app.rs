@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
-use crate::http::{router, serve_connections};
+use crate::http::{ConnectionLimits, router, serve_connections};
 use crate::stack::{MemoryStores, Stack, assemble};
 use crate::triggers;
 
@@ -131,7 +131,11 @@ async fn run(
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .service(router(&settings, state, jwt));
-    serve_connections(listener, service, settings.max_connections, shutdown).await;
+    let limits = ConnectionLimits {
+        max_connections: settings.max_connections,
+        header_timeout: settings.header_timeout,
+    };
+    serve_connections(listener, service, limits, shutdown).await;
 
     // HTTP has drained: no new state changes. The timer stops, the relay and the stream
     // consumer flush what they already have.

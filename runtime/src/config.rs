@@ -17,7 +17,7 @@ pub struct Settings {
 
     /// HS256 secret that signs and verifies tokens [default: dev-secret, with a warning].
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
 
     /// `production` refuses to start with the development secret or one under 32 bytes.
     #[arg(
@@ -58,6 +58,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// How long a client may take to send a request's headers, and how long a keep-alive
+    /// connection may sit idle; past it the connection is closed (slow or idle clients).
+    #[arg(long, env = "HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
     /// Longest time a request may take before it is answered 503 (e.g. 10s, 500ms).
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -81,7 +86,7 @@ pub struct StackSettings {
     /// PostgreSQL holding the catalogue and the reservations, e.g.
     /// postgres://postgres@127.0.0.1:5432/ticketd.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
 
     /// Kafka bootstrap servers carrying the reservation events, e.g. 127.0.0.1:9092.
     #[arg(long, env = "KAFKA_BROKERS")]
@@ -115,7 +120,7 @@ impl StackSettings {
             (None, None, None) => Ok(None),
             (Some(redis_url), Some(database_url), Some(kafka_brokers)) => Ok(Some(RealStack {
                 redis_url,
-                database_url,
+                database_url: database_url.expose(),
                 kafka_brokers,
             })),
             _ => Err(
@@ -124,6 +129,41 @@ impl StackSettings {
                     .into(),
             ),
         }
+    }
+}
+
+/// A setting that must never be printed (a key, a URL with a password): `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(value.into())
     }
 }
 
@@ -142,7 +182,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         self.stack.real()?;
         if self.environment == Environment::Production {
-            match self.jwt_secret.as_deref() {
+            match self.jwt_secret.as_ref().map(Secret::expose) {
                 None | Some(DEV_SECRET) => {
                     return Err(
                         "TICKETD_ENV=production needs JWT_SECRET set to a secret of \
@@ -176,7 +216,7 @@ impl Settings {
     }
 
     pub fn jwt_secret(&self) -> &str {
-        self.jwt_secret.as_deref().unwrap_or(DEV_SECRET)
+        self.jwt_secret.as_ref().map_or(DEV_SECRET, Secret::expose)
     }
 }
 
@@ -193,4 +233,16 @@ pub enum FunctionName {
     PersistReservations,
     /// Moves events from the Redis outbox to Kafka (real stack only).
     RelayOutbox,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret::from("hunter2-hunter2-hunter2-hunter2!");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert_eq!(secret.expose(), "hunter2-hunter2-hunter2-hunter2!");
+    }
 }

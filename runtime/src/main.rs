@@ -109,7 +109,11 @@ fn token(args: TokenArgs) -> ExitCode {
 
 fn serve(settings: Settings) -> ExitCode {
     init_logging();
-    match settings.jwt_secret.as_deref() {
+    match settings
+        .jwt_secret
+        .as_ref()
+        .map(ticketd::config::Secret::expose)
+    {
         None => tracing::warn!(
             "JWT_SECRET is not set: using the development secret {DEV_SECRET:?}. \
              Anyone can sign tokens for this server. Set JWT_SECRET outside development."

@@ -7,4 +7,4 @@ pub mod routes;
 mod server;
 
 pub use routes::router;
-pub use server::serve_connections;
+pub use server::{ConnectionLimits, serve_connections};

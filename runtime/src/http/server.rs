@@ -15,15 +15,22 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::Service;
 
-/// Slow clients (slowloris) get this long to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a connection may cost the server.
+pub struct ConnectionLimits {
+    /// Connections open at once; past it, accepting waits for one to close.
+    pub max_connections: u32,
+    /// Time to send a request's headers, which is also how long a keep-alive connection may
+    /// sit idle: hyper starts the clock whenever it waits for the next request.
+    pub header_timeout: Duration,
+}
 
 pub async fn serve_connections<S, B>(
     listener: TcpListener,
     service: S,
-    max_connections: u32,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) where
     S: Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
@@ -37,10 +44,10 @@ pub async fn serve_connections<S, B>(
 {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
     // A permit per open connection: at the cap, accepting waits for one to close.
-    let open = Arc::new(Semaphore::new(max_connections as usize));
+    let open = Arc::new(Semaphore::new(limits.max_connections as usize));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

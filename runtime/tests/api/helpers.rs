@@ -28,6 +28,7 @@ pub fn settings() -> Settings {
         functions: None,
         max_in_flight: 4096,
         max_connections: 10_000,
+        header_timeout: Duration::from_secs(10),
         // Off: the suites make many reservations as one user; rate_limit.rs turns it on.
         reserve_rate_per_minute: 0,
         reserve_burst: 10,

@@ -148,7 +148,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 async fn production_refuses_a_weak_or_missing_secret() {
     let production = |secret: Option<&str>| ticketd::Settings {
         environment: Environment::Production,
-        jwt_secret: secret.map(str::to_owned),
+        jwt_secret: secret.map(Into::into),
         ..settings()
     };
     for weak in [
@@ -203,4 +203,38 @@ async fn past_the_connection_cap_new_connections_wait_for_one_to_close() {
     drop(first);
     let response = read_response(&mut third).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+/// Reads until the server closes the connection; what it sent before closing.
+async fn until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut received)).await;
+    assert!(closed.is_ok(), "still open after 3 s");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let app = spawn_app_with(ticketd::Settings {
+        header_timeout: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+
+    // Slowloris: headers that never end.
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"POST /reserve HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n")
+        .await
+        .unwrap();
+    let answered = until_closed(&mut slow).await;
+    assert!(!answered.contains("201"), "{answered}");
+
+    // Keep-alive: one request answered, then nothing more for longer than the timeout.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = until_closed(&mut idle).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
 }

@@ -27,7 +27,7 @@ impl Process {
             .env("REDIS_URL", stack.redis_url.as_deref().unwrap_or_default())
             .env(
                 "DATABASE_URL",
-                stack.database_url.as_deref().unwrap_or_default(),
+                stack.database_url.as_ref().map_or("", |url| url.expose()),
             )
             .env(
                 "KAFKA_BROKERS",

@@ -39,8 +39,17 @@ impl TestStack {
         admin.batch_execute(&drop).await.unwrap();
     }
 
+    pub fn database_url(&self) -> &str {
+        self.settings
+            .stack
+            .database_url
+            .as_ref()
+            .map(|url| url.expose())
+            .unwrap_or_default()
+    }
+
     pub async fn postgres(&self) -> tokio_postgres::Client {
-        connect(self.settings.stack.database_url.as_deref().unwrap()).await
+        connect(self.database_url()).await
     }
 }
 
@@ -72,7 +81,7 @@ pub async fn stack(redis_db: u8, test: &str) -> TestStack {
     let settings = Settings {
         stack: StackSettings {
             redis_url: Some(redis_url),
-            database_url: Some(format!("{server}/{database}")),
+            database_url: Some(format!("{server}/{database}").into()),
             kafka_brokers: Some(kafka_brokers()),
             kafka_group: format!("{topic}-persist"),
             kafka_topic: topic,

@@ -57,10 +57,7 @@ async fn an_emptied_redis_is_rebuilt_from_postgres() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
         .arg("reconcile")
         .env("REDIS_URL", &redis_url)
-        .env(
-            "DATABASE_URL",
-            stack.settings.stack.database_url.as_deref().unwrap(),
-        )
+        .env("DATABASE_URL", stack.database_url())
         .env("RUST_LOG", "warn")
         .output()
         .await

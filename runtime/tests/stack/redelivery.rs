@@ -50,11 +50,7 @@ async fn a_batch_delivered_twice_is_stored_once() {
         group: real.kafka_group.clone(),
     };
     ensure_topic(&kafka, 1).await.unwrap();
-    let postgres = Arc::new(
-        Postgres::connect(real.database_url.as_deref().unwrap(), 2)
-            .await
-            .unwrap(),
-    );
+    let postgres = Arc::new(Postgres::connect(stack.database_url(), 2).await.unwrap());
     postgres.migrate().await.unwrap();
     let ctx = Context {
         reservations: postgres.clone(),
