@@ -16,5 +16,6 @@ stage() {
 stage "local stack" infra/local-stack.sh
 stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
 stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
+stage "API fuzzing against the OpenAPI document" infra/api-fuzz.sh
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
 stage "runtime: Kafka outage" cargo test -p ticketd --test kafka_outage "$@"
