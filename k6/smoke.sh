@@ -43,6 +43,7 @@ die() { printf 'smoke.sh: %s\n' "$*" >&2; exit 1; }
 # --- cleanup: the servers we started (by pid), the run's database; on any exit ----------------
 WORK=$(mktemp -d)
 server_pid=
+k6_pid=
 smoke_db=
 stop_server() {
   [ -n "$server_pid" ] || return 0
@@ -60,6 +61,10 @@ drop_real_stack_state() {
   smoke_db=
 }
 cleanup() {
+  if [ -n "$k6_pid" ]; then
+    kill -TERM "$k6_pid" 2>/dev/null || true # timeout passes it on to k6
+    wait "$k6_pid" 2>/dev/null || true
+  fi
   stop_server
   drop_real_stack_state
   rm -rf "$WORK"
@@ -154,9 +159,13 @@ run_k6() {
   shift 3
   local out="$WORK/$stack-$scenario"
   log "k6 $scenario on $stack ($BASE_URL)"
+  # In the background, so that a signal to this script runs the cleanup at once, not after k6.
   timeout --kill-after=5 "$K6_BOUND" "${k6_env[@]}" "$K6" run --quiet --no-color --no-usage-report --address '' \
     --include-system-env-vars=false --summary-export "$out.json" \
-    -e BASE_URL="$BASE_URL" -e JWT_SECRET="$SECRET" "$@" "k6/$scenario.js" >"$out.log" 2>&1 || rc=$?
+    -e BASE_URL="$BASE_URL" -e JWT_SECRET="$SECRET" "$@" "k6/$scenario.js" >"$out.log" 2>&1 &
+  k6_pid=$!
+  wait "$k6_pid" || rc=$?
+  k6_pid=
 
   local fmt='"%.1f" % m["http_reqs"]["rate"]'
   local rps p95 p99 extra=
