@@ -19,3 +19,4 @@ stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test a
 stage "API fuzzing against the OpenAPI document" infra/api-fuzz.sh
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
 stage "runtime: Kafka outage" cargo test -p ticketd --test kafka_outage "$@"
+stage "k6 smoke: embedded and real stack" env SMOKE_PROFILE=debug bash k6/smoke.sh

