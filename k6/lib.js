@@ -186,3 +186,12 @@ export function createEventWithCategory({ name, stock, price = 49.99, maxPerUser
   if (added.status !== 201) fail(explain(added, `POST /events/${event.id}/ticket-category`));
   return { eventId: event.id, category };
 }
+
+// setup() of a scenario that runs on EVENT_ID, or on an event of its own with `stock` tickets.
+export function eventSetup(scenario, ownEvent, stock) {
+  if (!__ENV.USER_TOKEN || ownEvent) warnIfDevSecret();
+  const run = runId();
+  if (!ownEvent) return { run, eventId: __ENV.EVENT_ID, category: CATEGORY };
+  const { eventId, category } = createEventWithCategory({ name: `k6 ${scenario} ${run}`, stock });
+  return { run, eventId, category };
+}

@@ -24,8 +24,19 @@
 import { check, sleep } from 'k6';
 import { Counter, Gauge } from 'k6/metrics';
 import {
-  CATEGORY, P95_MS, SUMMARY_TREND_STATS, body, categoryCounters, createEventWithCategory, envInt,
-  errorCode, explain, fanRotation, getAvailability, reserve, runId, settle, warnIfDevSecret,
+  body,
+  CATEGORY,
+  categoryCounters,
+  envInt,
+  errorCode,
+  eventSetup,
+  explain,
+  fanRotation,
+  getAvailability,
+  P95_MS,
+  reserve,
+  settle,
+  SUMMARY_TREND_STATS,
 } from './lib.js';
 
 const OWN_EVENT = !__ENV.EVENT_ID;
@@ -69,11 +80,7 @@ export const options = {
 };
 
 export function setup() {
-  if (!__ENV.USER_TOKEN || OWN_EVENT) warnIfDevSecret();
-  const run = runId();
-  if (!OWN_EVENT) return { run, eventId: __ENV.EVENT_ID, category: CATEGORY };
-  const { eventId, category } = createEventWithCategory({ name: `k6 mixed ${run}`, stock: OWN_EVENT_STOCK });
-  return { run, eventId, category };
+  return eventSetup('mixed', OWN_EVENT, OWN_EVENT_STOCK);
 }
 
 // Per VU: its fans, and the holds it made not yet settled ({id, token}), oldest first.

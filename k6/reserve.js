@@ -19,8 +19,16 @@
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
 import {
-  CATEGORY, P95_MS, SUMMARY_TREND_STATS, body, createEventWithCategory, envInt, errorCode,
-  explain, fanRotation, reserve, runId, warnIfDevSecret,
+  body,
+  CATEGORY,
+  envInt,
+  errorCode,
+  eventSetup,
+  explain,
+  fanRotation,
+  P95_MS,
+  reserve,
+  SUMMARY_TREND_STATS,
 } from './lib.js';
 
 const OWN_EVENT = !__ENV.EVENT_ID;
@@ -43,11 +51,7 @@ export const options = {
 };
 
 export function setup() {
-  if (!__ENV.USER_TOKEN || OWN_EVENT) warnIfDevSecret();
-  const run = runId();
-  if (!OWN_EVENT) return { run, eventId: __ENV.EVENT_ID, category: CATEGORY };
-  const { eventId, category } = createEventWithCategory({ name: `k6 reserve ${run}`, stock: OWN_EVENT_STOCK });
-  return { run, eventId, category };
+  return eventSetup('reserve', OWN_EVENT, OWN_EVENT_STOCK);
 }
 
 let fans;

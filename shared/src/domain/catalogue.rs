@@ -73,72 +73,25 @@ text_type!(EventName, "name", 200);
 text_type!(Venue, "venue", 200);
 text_type!(CategoryName, "category", 64);
 
-/// How many tickets a category has in all; fixed when the category is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "u32")]
-pub struct TotalStock(u32);
+bounded_count!(
+    /// How many tickets a category has in all; fixed when the category is created.
+    TotalStock,
+    "total_stock",
+    0,
+    TotalStock::MAX
+);
 
 impl TotalStock {
     pub const MAX: u32 = 10_000_000;
-
-    pub fn new(count: i64) -> Result<Self, String> {
-        match u32::try_from(count) {
-            Ok(count) if count <= Self::MAX => Ok(Self(count)),
-            _ => Err(format!("total_stock must be between 0 and {}", Self::MAX)),
-        }
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
 }
 
-impl TryFrom<i64> for TotalStock {
-    type Error = String;
-    fn try_from(count: i64) -> Result<Self, String> {
-        Self::new(count)
-    }
-}
-
-impl From<TotalStock> for u32 {
-    fn from(value: TotalStock) -> u32 {
-        value.0
-    }
-}
-
-/// Tickets one user may hold and buy in a category, live holds and purchases together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "u32")]
-pub struct PerUserLimit(u32);
-
-impl PerUserLimit {
-    pub fn new(count: i64) -> Result<Self, String> {
-        match u32::try_from(count) {
-            Ok(count) if (1..=TotalStock::MAX).contains(&count) => Ok(Self(count)),
-            _ => Err(format!(
-                "max_per_user must be between 1 and {}",
-                TotalStock::MAX
-            )),
-        }
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for PerUserLimit {
-    type Error = String;
-    fn try_from(count: i64) -> Result<Self, String> {
-        Self::new(count)
-    }
-}
-
-impl From<PerUserLimit> for u32 {
-    fn from(value: PerUserLimit) -> u32 {
-        value.0
-    }
-}
+bounded_count!(
+    /// Tickets one user may hold and buy in a category, live holds and purchases together.
+    PerUserLimit,
+    "max_per_user",
+    1,
+    TotalStock::MAX
+);
 
 /// Reads a date that must be RFC 3339 (`2026-06-01T20:00:00Z`, `...+02:00`), into UTC.
 pub fn rfc3339<'de, D: serde::Deserializer<'de>>(input: D) -> Result<DateTime<Utc>, D::Error> {

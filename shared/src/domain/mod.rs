@@ -2,6 +2,45 @@
 //! the rest of the code never checks a value twice. Request bodies deserialise straight into
 //! them, and the parser's message becomes the 400 the caller sees.
 
+/// A count a client sends as a JSON integer, bounded to `min..=max`; the parser's message
+/// names the field.
+macro_rules! bounded_count {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(try_from = "i64", into = "u32")]
+        pub struct $name(u32);
+
+        impl $name {
+            pub fn new(count: i64) -> Result<Self, String> {
+                match u32::try_from(count) {
+                    Ok(count) if ($min..=$max).contains(&count) => Ok(Self(count)),
+                    _ => Err(format!("{} must be between {} and {}", $field, $min, $max)),
+                }
+            }
+
+            pub fn get(self) -> u32 {
+                self.0
+            }
+        }
+
+        impl TryFrom<i64> for $name {
+            type Error = String;
+            fn try_from(count: i64) -> Result<Self, String> {
+                Self::new(count)
+            }
+        }
+
+        impl From<$name> for u32 {
+            fn from(value: $name) -> u32 {
+                value.0
+            }
+        }
+    };
+}
+
 mod catalogue;
 mod ids;
 mod reservation;

@@ -6,36 +6,13 @@ use super::{CategoryName, EventId, ReservationId, UserId};
 /// The most tickets one reservation may hold.
 pub const MAX_QTY_PER_REQUEST: u32 = 10;
 
-/// How many tickets a reservation holds: 1..=[`MAX_QTY_PER_REQUEST`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "u32")]
-pub struct Qty(u32);
-
-impl Qty {
-    pub fn new(count: i64) -> Result<Self, String> {
-        match u32::try_from(count) {
-            Ok(count) if (1..=MAX_QTY_PER_REQUEST).contains(&count) => Ok(Self(count)),
-            _ => Err(format!("qty must be between 1 and {MAX_QTY_PER_REQUEST}")),
-        }
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for Qty {
-    type Error = String;
-    fn try_from(count: i64) -> Result<Self, String> {
-        Self::new(count)
-    }
-}
-
-impl From<Qty> for u32 {
-    fn from(qty: Qty) -> u32 {
-        qty.0
-    }
-}
+bounded_count!(
+    /// How many tickets a reservation holds: 1..=[`MAX_QTY_PER_REQUEST`].
+    Qty,
+    "qty",
+    1,
+    MAX_QTY_PER_REQUEST
+);
 
 /// The client's `Idempotency-Key`: a retry with the same key never holds twice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
