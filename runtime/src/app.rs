@@ -113,13 +113,8 @@ async fn run(
         );
         triggers.push(tokio::spawn(persisting));
     }
-    if let Some((redis, postgres)) = services {
-        triggers.push(tokio::spawn(triggers::gauges::run_gauges(
-            redis,
-            postgres,
-            triggers_stopped,
-        )));
-    }
+    let gauges = triggers::gauges::run_gauges(ctx.stock.clone(), services, triggers_stopped);
+    triggers.push(tokio::spawn(gauges));
 
     let jwt = Arc::new(Jwt::new(settings.jwt_secret().as_bytes()));
     let state = Arc::new(AppState {

@@ -38,6 +38,8 @@ pub trait StockStore: Send + Sync {
     async fn add_category(&self, category: &Category) -> Result<(), StoreError>;
     /// The counters of every category of `event` that has stock.
     async fn counts(&self, event: EventId) -> Result<Vec<(CategoryName, StockCounts)>, StoreError>;
+    /// The counters of every category of every event, for the sale gauges.
+    async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError>;
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError>;
     /// Confirms or cancels the caller's hold.
     async fn settle(

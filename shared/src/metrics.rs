@@ -61,6 +61,23 @@ pub static EVENTS_PERSISTED: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect(UNIQUE)
 });
 
+pub static TICKETS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "tickets",
+        "Tickets of each category by state (total, available, held, sold).",
+        &["category", "event", "state"]
+    )
+    .expect(UNIQUE)
+});
+
+pub static STOCK_INVARIANT_BROKEN: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "stock_invariant_broken",
+        "Categories whose available + held + sold differs from total (0 when all is well)."
+    )
+    .expect(UNIQUE)
+});
+
 pub static PERSIST_BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "persist_batch_size",

@@ -90,8 +90,9 @@ impl TestStack {
     }
 
     /// Panics unless every category satisfies `available + held + sold == total`.
-    pub fn assert_stock_consistent(&self) {
-        for counts in self.embedded.stock.all_counts() {
+    pub async fn assert_stock_consistent(&self) {
+        let all = self.embedded.context.stock.all_counts().await;
+        for (_, _, counts) in all.expect("memory stock") {
             assert!(counts.is_consistent(), "stock invariant broken: {counts:?}");
         }
     }

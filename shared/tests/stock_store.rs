@@ -118,6 +118,23 @@ async fn a_hold_moves_stock_and_is_found_by_id(store: Arc<dyn StockStore>) {
             sold: 0
         }
     );
+    let everywhere = store.all_counts().await.unwrap();
+    let ours = everywhere
+        .iter()
+        .find(|(event, _, _)| *event == category.event_id);
+    assert_eq!(
+        ours,
+        Some(&(
+            category.event_id,
+            floor(),
+            StockCounts {
+                total: 10,
+                available: 7,
+                held: 3,
+                sold: 0
+            }
+        ))
+    );
     let found = store.reservation(change.reservation.id).await.unwrap();
     assert_eq!(found, Some(change.reservation));
     assert_eq!(

@@ -48,5 +48,5 @@ async fn more_holds_than_one_batch_all_expire() {
         expire_holds(&stack.embedded.context).await.unwrap(),
         BATCH + 10
     );
-    stack.assert_stock_consistent();
+    stack.assert_stock_consistent().await;
 }

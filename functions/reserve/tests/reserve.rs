@@ -165,5 +165,5 @@ async fn concurrent_reservations_never_oversell() {
             sold: 0
         }
     );
-    stack.assert_stock_consistent();
+    stack.assert_stock_consistent().await;
 }

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
+use shared::contracts::StockStore;
 use ticketd::FunctionName;
 use ticketd::config::Environment;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,7 +29,18 @@ async fn health_and_metrics_answer() {
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = metrics.text().await.unwrap();
+    // The ticket gauges are refreshed every 2 s.
+    let held = format!(r#"tickets{{category="Floor",event="{event_id}",state="held"}} 1"#);
+    let mut text = String::new();
+    for _ in 0..30 {
+        text = app.get("/metrics", None).await.text().await.unwrap();
+        if text.contains(&held) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(&held), "no {held}");
+    assert!(text.contains("stock_invariant_broken 0"));
     for expected in [
         r#"http_requests_total{function="reserve",method="POST",status="201"}"#,
         r#"http_requests_total{function="reserve",method="POST",status="409"}"#,
@@ -98,7 +110,8 @@ async fn past_the_concurrency_limit_requests_are_shed_with_retry_after() {
         error_code(shed, StatusCode::SERVICE_UNAVAILABLE).await,
         "overloaded"
     );
-    assert_eq!(app.memory().stock.all_counts()[0].available, 5);
+    let counts = app.memory().stock.all_counts().await.unwrap();
+    assert_eq!(counts[0].2.available, 5);
 }
 
 #[tokio::test]

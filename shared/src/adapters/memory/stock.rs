@@ -122,16 +122,6 @@ impl MemoryStockStore {
         }
     }
 
-    /// The counters of every category, for invariant checks in tests.
-    pub fn all_counts(&self) -> Vec<StockCounts> {
-        let state = lock(&self.state);
-        state
-            .categories
-            .values()
-            .flat_map(|categories| categories.values().map(|stock| stock.counts))
-            .collect()
-    }
-
     fn publish(&self, reservation: &Reservation) {
         self.events.publish(ReservationEvent::of(reservation));
     }
@@ -168,6 +158,19 @@ impl StockStore for MemoryStockStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
+        let state = lock(&self.state);
+        Ok(state
+            .categories
+            .iter()
+            .flat_map(|(event, categories)| {
+                categories
+                    .iter()
+                    .map(|(name, stock)| (*event, name.clone(), stock.counts))
+            })
+            .collect())
     }
 
     async fn reserve(&self, mut hold: HoldRequest) -> Result<ReservationChange, ReserveError> {

@@ -117,6 +117,41 @@ impl RedisStockStore {
             .collect())
     }
 
+    /// The counters of `categories`, in one round trip. A category without stock is one Redis
+    /// lost (reconcile restores it): it is left out.
+    async fn counters_of(
+        &self,
+        categories: &[(EventId, String)],
+    ) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
+        let mut pipeline = redis::pipe();
+        for (event, name) in categories {
+            pipeline
+                .cmd("HMGET")
+                .arg(CategoryKeys::new(*event, name).stock)
+                .arg(&["total", "available", "held", "sold"]);
+        }
+        let mut connection = self.connections.get().await?;
+        let counters: Vec<[Option<u32>; 4]> = pipeline
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.connections.failed(err))?;
+        let mut counts = Vec::with_capacity(categories.len());
+        for ((event, name), counters) in categories.iter().zip(counters) {
+            let [Some(total), Some(available), Some(held), Some(sold)] = counters else {
+                continue;
+            };
+            let name = CategoryName::parse(name).map_err(StoreError)?;
+            let stock = StockCounts {
+                total,
+                available,
+                held,
+                sold,
+            };
+            counts.push((*event, name, stock));
+        }
+        Ok(counts)
+    }
+
     /// The keys of the category a reservation belongs to, if it is known.
     async fn keys_of(&self, id: ReservationId) -> Result<Option<CategoryKeys>, StoreError> {
         let member: Option<String> = self
@@ -171,34 +206,18 @@ impl StockStore for RedisStockStore {
         let names: Vec<String> = self
             .query(redis::cmd("SMEMBERS").arg(event_categories(event)))
             .await?;
-        let mut pipeline = redis::pipe();
-        for name in &names {
-            pipeline
-                .cmd("HMGET")
-                .arg(CategoryKeys::new(event, name).stock)
-                .arg(&["total", "available", "held", "sold"]);
-        }
-        let mut connection = self.connections.get().await?;
-        let counters: Vec<[Option<u32>; 4]> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))?;
-        let mut counts = Vec::with_capacity(names.len());
-        for (name, counters) in names.iter().zip(counters) {
-            // A name without stock is a category Redis lost: reconcile restores it.
-            let [Some(total), Some(available), Some(held), Some(sold)] = counters else {
-                continue;
-            };
-            let name = CategoryName::parse(name).map_err(StoreError)?;
-            let counts_of = StockCounts {
-                total,
-                available,
-                held,
-                sold,
-            };
-            counts.push((name, counts_of));
-        }
-        Ok(counts)
+        let categories: Vec<(EventId, String)> =
+            names.into_iter().map(|name| (event, name)).collect();
+        let counts = self.counters_of(&categories).await?;
+        Ok(counts
+            .into_iter()
+            .map(|(_, name, counts)| (name, counts))
+            .collect())
+    }
+
+    async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
+        let categories = self.all_categories().await?;
+        self.counters_of(&categories).await
     }
 
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
