@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts what is missing of the real stack on this (Debian) machine, without Docker:
-# Redis (AOF on), PostgreSQL with a `ticketd` database, and the tansu Kafka-API broker
+# Redis (AOF on), PostgreSQL with `ticketd` and `ticketd_test` databases, and the tansu Kafka-API broker
 # (Apache Kafka itself cannot be installed here). Idempotent: what already answers is left alone.
 #
 #   infra/local-stack.sh          start what is missing
@@ -53,9 +53,13 @@ start_postgres() {
         pg_ctlcluster --skip-systemctl-redirect "$version" main start
         for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
     fi
-    if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname = 'ticketd'" | grep -q 1; then
-        psql -h 127.0.0.1 -U postgres -qc 'create database ticketd' >/dev/null
-    fi
+    # `ticketd` for running the stack, `ticketd_test` for the adapters' tests.
+    local database
+    for database in ticketd ticketd_test; do
+        if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname = '$database'" | grep -q 1; then
+            psql -h 127.0.0.1 -U postgres -qc "create database $database" >/dev/null
+        fi
+    done
 }
 
 install_tansu() {

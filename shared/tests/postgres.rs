@@ -1,4 +1,5 @@
-//! The PostgreSQL adapter against a real server (`DATABASE_URL`, default the local `ticketd`).
+//! The PostgreSQL adapter against a real server (`DATABASE_URL`, default the local
+//! `ticketd_test` that `infra/local-stack.sh` creates, apart from a developer's `ticketd`).
 //!
 //! The database is shared with other test binaries running at the same time: every test works
 //! on fresh ids and never truncates anything.
@@ -12,7 +13,7 @@ use shared::domain::{
 };
 use tokio_postgres::NoTls;
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/ticketd";
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/ticketd_test";
 
 fn url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())

@@ -1,5 +1,6 @@
-//! The `StockStore` contract, run against the memory adapter and a real Redis (`REDIS_URL`,
-//! default redis://127.0.0.1:6379; `infra/local-stack.sh` starts one). Every test makes its own
+//! The `StockStore` contract, run against the memory adapter and a real Redis: database 9 of the
+//! server at `REDIS_URL` (default redis://127.0.0.1:6379, which `infra/local-stack.sh` starts),
+//! so a developer's own stack in database 0 never sees test data. Every test makes its own
 //! event, and all times come from the real clock, because the Redis is shared with other tests
 //! and processes whose sweepers expire whatever is due.
 
@@ -17,7 +18,8 @@ use shared::domain::{
 };
 
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    let server = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    format!("{server}/9")
 }
 
 pub async fn redis() -> Arc<RedisStockStore> {
