@@ -14,6 +14,7 @@ stage() {
 }
 
 stage "local stack" infra/local-stack.sh
+stage "alert rules (promtool)" monitoring/check.sh
 stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
 stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
 stage "API fuzzing against the OpenAPI document" infra/api-fuzz.sh

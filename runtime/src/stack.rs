@@ -60,6 +60,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
     )
     .await?;
     let (postgres, redis) = (Arc::new(postgres), Arc::new(redis));
+    shared::metrics::DB_POOL_SIZE.set(settings.stack.db_pool_size.into());
     let restored = restore_missing(&postgres, &redis)
         .await
         .map_err(|err| format!("reconcile: {err}"))?;

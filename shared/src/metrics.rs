@@ -141,6 +141,14 @@ pub static DB_OPEN_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect(UNIQUE)
 });
 
+pub static DB_POOL_SIZE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "db_pool_size",
+        "Connections the PostgreSQL pool may open (DB_POOL_SIZE)."
+    )
+    .expect(UNIQUE)
+});
+
 /// Every registered metric in the Prometheus text format.
 pub fn render() -> String {
     let mut out = Vec::with_capacity(8 * 1024);

@@ -67,6 +67,7 @@ async fn every_change_reaches_postgres_once() {
         "redis_memory_bytes ",
         "outbox_backlog ",
         "db_open_connections ",
+        "db_pool_size 4",
         "events_produced_total ",
         "persist_batch_size_count ",
         "persist_batch_duration_seconds_count ",
