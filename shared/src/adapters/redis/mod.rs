@@ -223,15 +223,18 @@ impl StockStore for RedisStockStore {
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
         let keys = CategoryKeys::new(hold.event_id, hold.category.as_str());
         let member = category_member(hold.event_id, &hold.category);
-        let (idempotency_key, ttl) = match &hold.idempotency_key {
-            Some(key) => (
-                keys.idempotency(&hold.user, key.as_str()),
-                IDEMPOTENCY_TTL_SECS,
-            ),
-            // The script reads the key only when the TTL is set; any key of the slot will do.
-            None => (keys.stock.clone(), 0),
+        // The script reads these keys only when their arguments say so (a TTL, a rate);
+        // otherwise any key of the slot stands in, so nothing is built for them.
+        let idempotency_key = hold
+            .idempotency_key
+            .as_ref()
+            .map(|key| keys.idempotency(&hold.user, key.as_str()));
+        let ttl = if idempotency_key.is_some() {
+            IDEMPOTENCY_TTL_SECS
+        } else {
+            0
         };
-        let rate_key = keys.rate(&hold.user);
+        let rate_key = hold.rate_limit.map(|_| keys.rate(&hold.user));
         let (per_minute, burst) = hold
             .rate_limit
             .map_or((0, 0), |limit| (limit.per_minute, limit.burst));
@@ -246,8 +249,8 @@ impl StockStore for RedisStockStore {
             .arg(self.scripts.reserve.get_hash())
             .arg(7)
             .arg(&keys.transition())
-            .arg(&idempotency_key)
-            .arg(&rate_key)
+            .arg(idempotency_key.as_deref().unwrap_or(&keys.stock))
+            .arg(rate_key.as_deref().unwrap_or(&keys.stock))
             .arg(&id)
             .arg(reservation.user_id.as_str())
             .arg(reservation.qty.get())
