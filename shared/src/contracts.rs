@@ -54,6 +54,10 @@ pub trait StockStore: Send + Sync {
     async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError>;
 }
 
+/// How long an Idempotency-Key is remembered, by every adapter: far longer than any client
+/// retries, and short enough that a flood of distinct keys cannot grow memory without bound.
+pub const IDEMPOTENCY_KEY_TTL_SECS: u32 = 24 * 60 * 60;
+
 /// A request to hold `qty` tickets of a category until `expires_at`.
 #[derive(Debug, Clone)]
 pub struct HoldRequest {

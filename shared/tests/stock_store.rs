@@ -436,6 +436,24 @@ mod redis_only {
     }
 
     #[tokio::test]
+    async fn an_idempotency_key_expires_after_its_ttl() {
+        let store = redis().await;
+        let category = category(&*store, 10, None).await;
+        store
+            .reserve(keyed(hold(&category, "ann", 1, TEN_MINUTES), "k1"))
+            .await
+            .unwrap();
+        let key = format!("{{c:{}:Floor}}:idem:ann:k1", category.event_id);
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut raw().await)
+            .await
+            .unwrap();
+        let day = i64::from(shared::contracts::IDEMPOTENCY_KEY_TTL_SECS);
+        assert!((day - 60..=day).contains(&ttl), "{key} expires in {ttl} s");
+    }
+
+    #[tokio::test]
     async fn scripts_come_back_after_redis_forgets_them() {
         let store = redis().await;
         let category = category(&*store, 10, None).await;

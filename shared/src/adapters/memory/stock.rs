@@ -1,13 +1,14 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::sharded::ShardedMap;
 use super::{MemoryEventSink, lock};
 use crate::contracts::{
-    HoldRequest, RateLimit, ReservationChange, ReserveError, SettleError, Settlement, StockStore,
+    HoldRequest, IDEMPOTENCY_KEY_TTL_SECS, RateLimit, ReservationChange, ReserveError, SettleError,
+    Settlement, StockStore,
 };
 use crate::domain::{
     Category, CategoryName, EventId, Reservation, ReservationEvent, ReservationId,
@@ -28,6 +29,17 @@ struct State {
     reservations: ShardedMap<ReservationId, Reservation>,
     /// Deadlines of live holds, earliest first, for the sweeper.
     deadlines: BTreeSet<(DateTime<Utc>, ReservationId)>,
+    /// Idempotency-Keys in the order they were first used, for the sweeper to forget.
+    keys_to_forget: VecDeque<KeyToForget>,
+}
+
+/// An Idempotency-Key and when it is forgotten.
+struct KeyToForget {
+    forget_at: DateTime<Utc>,
+    event_id: EventId,
+    category: CategoryName,
+    user: UserId,
+    key: String,
 }
 
 struct CategoryStock {
@@ -37,9 +49,10 @@ struct CategoryStock {
     per_user: ShardedMap<UserId, u32>,
     /// Each user's reservation rate in this category: tokens left, and when last counted.
     rate: ShardedMap<UserId, (f64, DateTime<Utc>)>,
-    /// user -> Idempotency-Key -> the reservation that key created in this category. Keys are
-    /// scoped to a category as on Redis, where a category's keys share one cluster slot.
-    idempotency: ShardedMap<UserId, HashMap<String, ReservationId>>,
+    /// user -> Idempotency-Key -> the reservation that key created in this category, and
+    /// when the key is forgotten. Keys are scoped to a category as on Redis, where a
+    /// category's keys share one cluster slot.
+    idempotency: ShardedMap<UserId, HashMap<String, (ReservationId, DateTime<Utc>)>>,
 }
 
 impl CategoryStock {
@@ -112,6 +125,40 @@ impl State {
         }
         Some(reservation)
     }
+
+    /// Forgets up to `limit` Idempotency-Keys whose time is up, unless reused since.
+    fn forget_keys(&mut self, now: DateTime<Utc>, limit: usize) {
+        for _ in 0..limit {
+            if self
+                .keys_to_forget
+                .front()
+                .is_none_or(|key| key.forget_at > now)
+            {
+                return;
+            }
+            let Some(due) = self.keys_to_forget.pop_front() else {
+                return;
+            };
+            let Some(stock) = self
+                .categories
+                .get_mut(&due.event_id)
+                .and_then(|event| event.get_mut(due.category.as_str()))
+            else {
+                continue;
+            };
+            if let Some(keys) = stock.idempotency.get_mut(&due.user) {
+                if keys
+                    .get(&due.key)
+                    .is_some_and(|(_, forget_at)| *forget_at == due.forget_at)
+                {
+                    keys.remove(&due.key);
+                }
+                if keys.is_empty() {
+                    stock.idempotency.remove(&due.user);
+                }
+            }
+        }
+    }
 }
 
 impl MemoryStockStore {
@@ -124,6 +171,19 @@ impl MemoryStockStore {
 
     fn publish(&self, reservation: &Reservation) {
         self.events.publish(ReservationEvent::of(reservation));
+    }
+
+    /// How many Idempotency-Keys are remembered, over every category and user.
+    #[cfg(test)]
+    fn remembered_keys(&self) -> usize {
+        let state = lock(&self.state);
+        state
+            .categories
+            .values()
+            .flat_map(HashMap::values)
+            .flat_map(|stock| stock.idempotency.values())
+            .map(HashMap::len)
+            .sum()
     }
 }
 
@@ -179,6 +239,7 @@ impl StockStore for MemoryStockStore {
             categories,
             reservations,
             deadlines,
+            keys_to_forget,
         } = &mut *state;
         let stock = categories
             .get_mut(&hold.event_id)
@@ -193,7 +254,9 @@ impl StockStore for MemoryStockStore {
             let earlier = stock
                 .idempotency
                 .get(&hold.user)
-                .and_then(|keys| keys.get(key.as_str()));
+                .and_then(|keys| keys.get(key.as_str()))
+                .filter(|(_, forget_at)| hold.now < *forget_at)
+                .map(|(id, _)| id);
             if let Some(reservation) = earlier.and_then(|id| reservations.get(id)) {
                 if reservation.qty != hold.qty {
                     return Err(ReserveError::IdempotencyKeyReused);
@@ -218,13 +281,22 @@ impl StockStore for MemoryStockStore {
         stock.hold(&hold.user, qty);
 
         let idempotency_key = hold.idempotency_key.take();
+        let hold_now = hold.now;
         let reservation = hold.into_reservation();
         deadlines.insert((reservation.expires_at, reservation.id));
         if let Some(key) = idempotency_key {
+            let forget_at = hold_now + Duration::seconds(IDEMPOTENCY_KEY_TTL_SECS.into());
             stock
                 .idempotency
                 .get_or_default(reservation.user_id.clone())
-                .insert(key.as_str().to_owned(), reservation.id);
+                .insert(key.as_str().to_owned(), (reservation.id, forget_at));
+            keys_to_forget.push_back(KeyToForget {
+                forget_at,
+                event_id: reservation.event_id,
+                category: reservation.category.clone(),
+                user: reservation.user_id.clone(),
+                key: key.as_str().to_owned(),
+            });
         }
         reservations.insert(reservation.id, reservation.clone());
         self.publish(&reservation);
@@ -285,10 +357,94 @@ impl StockStore for MemoryStockStore {
                 self.events.publish(ReservationEvent::of(expired));
             }
         }
+        state.forget_keys(now, limit);
         Ok(due.len())
     }
 
     async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
         Ok(lock(&self.state).reservations.get(&id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::adapters::memory::channel;
+    use crate::domain::{IdempotencyKey, Price, Qty, TotalStock};
+
+    fn hold(category: &Category, key: &str, qty: i64, now: DateTime<Utc>) -> HoldRequest {
+        HoldRequest {
+            event_id: category.event_id,
+            category: category.name.clone(),
+            user: UserId::parse("ann").unwrap(),
+            qty: Qty::new(qty).unwrap(),
+            idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+            rate_limit: None,
+            now,
+            expires_at: now + Duration::minutes(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_idempotency_keys_is_forgotten_after_their_ttl() {
+        let store = MemoryStockStore::new(channel().0);
+        let category = Category {
+            event_id: EventId::generate(),
+            name: CategoryName::parse("Floor").unwrap(),
+            total_stock: TotalStock::new(1_000_000).unwrap(),
+            price: Price::from_cents(1000).unwrap(),
+            max_per_user: None,
+        };
+        store.add_category(&category).await.unwrap();
+        let start = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        for n in 0..5_000 {
+            store
+                .reserve(hold(&category, &format!("key-{n}"), 1, start))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.remembered_keys(), 5_000);
+
+        // The holds expire after ten minutes; their keys are kept for a day.
+        let ttl = Duration::seconds(IDEMPOTENCY_KEY_TTL_SECS.into());
+        store
+            .expire_due(start + ttl - Duration::seconds(1), 10_000)
+            .await
+            .unwrap();
+        assert_eq!(store.remembered_keys(), 5_000);
+        let replay = store
+            .reserve(hold(
+                &category,
+                "key-7",
+                2,
+                start + ttl - Duration::seconds(1),
+            ))
+            .await;
+        assert!(matches!(replay, Err(ReserveError::IdempotencyKeyReused)));
+
+        // Past the TTL a key means nothing, even before the sweeper has forgotten it ...
+        let later = start + ttl;
+        let reused = store
+            .reserve(hold(&category, "key-7", 2, later))
+            .await
+            .unwrap();
+        assert!(reused.changed);
+        // ... and the sweeper forgets the rest, in batches, but not the key just reused.
+        store.expire_due(later, 1_000).await.unwrap();
+        assert_eq!(store.remembered_keys(), 4_001);
+        for _ in 0..5 {
+            store.expire_due(later, 1_000).await.unwrap();
+        }
+        assert_eq!(store.remembered_keys(), 1);
+        let replay = store
+            .reserve(hold(&category, "key-7", 2, later))
+            .await
+            .unwrap();
+        assert_eq!(
+            (replay.changed, replay.reservation.id),
+            (false, reused.reservation.id)
+        );
     }
 }

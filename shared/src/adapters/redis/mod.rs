@@ -18,16 +18,14 @@ use self::keys::{
 };
 pub use self::outbox::OutboxEntry;
 use crate::contracts::{
-    HoldRequest, ReservationChange, ReserveError, SettleError, Settlement, StockStore,
+    HoldRequest, IDEMPOTENCY_KEY_TTL_SECS, ReservationChange, ReserveError, SettleError,
+    Settlement, StockStore,
 };
 use crate::domain::{
     Category, CategoryName, EventId, Reservation, ReservationEvent, ReservationId,
     ReservationStatus, StockCounts, UserId,
 };
 use crate::error::StoreError;
-
-/// How long an Idempotency-Key is remembered: far longer than any client retries.
-const IDEMPOTENCY_TTL_SECS: u64 = 24 * 60 * 60;
 
 struct Scripts {
     reserve: Script,
@@ -230,7 +228,7 @@ impl StockStore for RedisStockStore {
             .as_ref()
             .map(|key| keys.idempotency(&hold.user, key.as_str()));
         let ttl = if idempotency_key.is_some() {
-            IDEMPOTENCY_TTL_SECS
+            IDEMPOTENCY_KEY_TTL_SECS
         } else {
             0
         };
