@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use shared::Context;
 use shared::adapters::kafka::{KafkaEventSource, KafkaPublisher, KafkaSettings, ensure_topic};
-use shared::adapters::memory::{Embedded, MemoryReservationStore, MemoryStockStore};
+use shared::adapters::memory::{
+    Embedded, MemoryCatalogue, MemoryReservationStore, MemoryStockStore,
+};
 use shared::adapters::postgres::Postgres;
 use shared::adapters::redis::RedisStockStore;
 use shared::clock::SystemClock;
@@ -31,6 +33,7 @@ pub struct Stack {
 
 #[derive(Clone)]
 pub struct MemoryStores {
+    pub catalogue: Arc<MemoryCatalogue>,
     pub stock: Arc<MemoryStockStore>,
     pub reservations: Arc<MemoryReservationStore>,
 }
@@ -47,6 +50,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
             relay: None,
             services: None,
             memory: Some(MemoryStores {
+                catalogue: embedded.catalogue,
                 stock: embedded.stock,
                 reservations: embedded.reservations,
             }),

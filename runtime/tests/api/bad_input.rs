@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, error_code, spawn_app};
+use crate::helpers::{Attacks, TestApp, spawn_app};
 
 async fn post_raw(
     app: &TestApp,
@@ -76,13 +76,12 @@ async fn bad_reservations_get_a_clear_400_and_change_nothing() {
             "invalid_field",
         ),
     ];
+    let mut attacks = Attacks::on(&app, "bodies: reservations").await;
     for (body, code) in cases {
         let response = post_raw(&app, "/reserve", &user, "application/json", body.to_owned()).await;
-        assert_eq!(
-            error_code(response, StatusCode::BAD_REQUEST).await,
-            code,
-            "{body}"
-        );
+        attacks
+            .refused(body, response, StatusCode::BAD_REQUEST, code)
+            .await;
     }
     let bad_key = app
         .client
@@ -93,11 +92,15 @@ async fn bad_reservations_get_a_clear_400_and_change_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        error_code(bad_key, StatusCode::BAD_REQUEST).await,
-        "invalid_field"
-    );
-    assert_eq!(app.floor(&event_id).await, (10, 10, 0, 0));
+    attacks
+        .refused(
+            "idempotency key with spaces",
+            bad_key,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        )
+        .await;
+    attacks.report().await;
 }
 
 #[tokio::test]
@@ -105,6 +108,7 @@ async fn bad_catalogue_input_gets_a_clear_400() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(10, None).await;
     let admin = app.admin();
+    let mut attacks = Attacks::on(&app, "bodies: events, categories and path ids").await;
     let events = [
         json!({"name": "", "date": "2030-01-01T00:00:00Z"}),
         json!({"name": "x", "date": "2030-01-01"}),
@@ -113,11 +117,14 @@ async fn bad_catalogue_input_gets_a_clear_400() {
     ];
     for event in events {
         let response = app.post("/events", Some(&admin), &event).await;
-        assert_eq!(
-            error_code(response, StatusCode::BAD_REQUEST).await,
-            "invalid_field",
-            "{event}"
-        );
+        attacks
+            .refused(
+                &event.to_string(),
+                response,
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+            )
+            .await;
     }
     let path = format!("/events/{event_id}/ticket-category");
     let categories = [
@@ -130,11 +137,14 @@ async fn bad_catalogue_input_gets_a_clear_400() {
     ];
     for category in categories {
         let response = app.post(&path, Some(&admin), &category).await;
-        assert_eq!(
-            error_code(response, StatusCode::BAD_REQUEST).await,
-            "invalid_field",
-            "{category}"
-        );
+        attacks
+            .refused(
+                &category.to_string(),
+                response,
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+            )
+            .await;
     }
     let bad_path = app
         .post(
@@ -143,21 +153,23 @@ async fn bad_catalogue_input_gets_a_clear_400() {
             &categories_ok(),
         )
         .await;
-    assert_eq!(
-        error_code(bad_path, StatusCode::BAD_REQUEST).await,
-        "invalid_field"
-    );
-    let bad_path = app.get("/events/not-a-uuid/availability", None).await;
-    assert_eq!(
-        error_code(bad_path, StatusCode::BAD_REQUEST).await,
-        "invalid_field"
-    );
-    let bad_path = app.get("/reservations/42", Some(&app.user("ann"))).await;
-    assert_eq!(
-        error_code(bad_path, StatusCode::BAD_REQUEST).await,
-        "invalid_field"
-    );
-    assert_eq!(app.floor(&event_id).await, (10, 10, 0, 0));
+    let bad_paths = [
+        ("category of event not-a-uuid", bad_path),
+        (
+            "availability of event not-a-uuid",
+            app.get("/events/not-a-uuid/availability", None).await,
+        ),
+        (
+            "reservation 42",
+            app.get("/reservations/42", Some(&app.user("ann"))).await,
+        ),
+    ];
+    for (case, response) in bad_paths {
+        attacks
+            .refused(case, response, StatusCode::BAD_REQUEST, "invalid_field")
+            .await;
+    }
+    attacks.report().await;
 }
 
 fn categories_ok() -> serde_json::Value {
@@ -171,20 +183,35 @@ async fn wrong_content_types_and_huge_bodies_are_refused() {
     let user = app.user("ann");
     let body = json!({"event_id": event_id, "category": "Floor", "qty": 1}).to_string();
 
-    let text = post_raw(&app, "/reserve", &user, "text/plain", body.clone()).await;
-    assert_eq!(
-        error_code(text, StatusCode::UNSUPPORTED_MEDIA_TYPE).await,
-        "unsupported_media_type"
-    );
+    let mut attacks = Attacks::on(&app, "bodies: content types and sizes").await;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
+        let response = post_raw(&app, "/reserve", &user, content_type, body.clone()).await;
+        attacks
+            .refused(
+                content_type,
+                response,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            )
+            .await;
+    }
     let huge = format!(
         "{{\"event_id\":\"{event_id}\",\"category\":\"{}\",\"qty\":1}}",
         "x".repeat(1 << 20)
     );
     let huge = post_raw(&app, "/reserve", &user, "application/json", huge).await;
-    assert_eq!(
-        error_code(huge, StatusCode::PAYLOAD_TOO_LARGE).await,
-        "payload_too_large"
-    );
+    attacks
+        .refused(
+            "1 MB body",
+            huge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        )
+        .await;
     // Without Content-Length (chunked), the limit still holds while reading.
     let chunks =
         futures_util::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 16 * 1024])));
@@ -196,27 +223,43 @@ async fn wrong_content_types_and_huge_bodies_are_refused() {
         reqwest::Body::wrap_stream(chunks),
     )
     .await;
-    assert_eq!(
-        error_code(streamed, StatusCode::PAYLOAD_TOO_LARGE).await,
-        "payload_too_large"
-    );
-    assert_eq!(app.floor(&event_id).await, (10, 10, 0, 0));
+    attacks
+        .refused(
+            "1 MB chunked body",
+            streamed,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        )
+        .await;
+    attacks.report().await;
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = spawn_app().await;
 
-    let missing = app.get("/tickets", None).await;
-    assert_eq!(
-        error_code(missing, StatusCode::NOT_FOUND).await,
-        "not_found"
-    );
-
+    let mut attacks = Attacks::on(&app, "routes: unknown paths and methods").await;
+    for path in [
+        "/tickets",
+        "/metrics/x",
+        "/reserve/1",
+        "/../etc/passwd",
+        "/events//availability",
+    ] {
+        let response = app.get(path, None).await;
+        attacks
+            .refused(path, response, StatusCode::NOT_FOUND, "not_found")
+            .await;
+    }
     let wrong_method = app.client.delete(app.url("/reserve")).send().await.unwrap();
     assert_eq!(wrong_method.headers()["allow"], "POST");
-    assert_eq!(
-        error_code(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await,
-        "method_not_allowed"
-    );
+    attacks
+        .refused(
+            "DELETE /reserve",
+            wrong_method,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
+    attacks.report().await;
 }

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{body, error_code, spawn_app};
+use crate::helpers::{Attacks, body, error_code, spawn_app};
 
 #[tokio::test]
 async fn paying_turns_the_hold_into_a_sale_once() {
@@ -55,16 +55,23 @@ async fn only_the_owner_may_confirm_or_read_a_reservation() {
     let id = app.hold("ann", &event_id, 1).await;
     let path = format!("/reservations/{id}");
 
-    let stranger = app.confirm("bob", &id, true).await;
-    assert_eq!(
-        error_code(stranger, StatusCode::NOT_FOUND).await,
-        "reservation_not_found"
-    );
-    let peek = app.get(&path, Some(&app.user("bob"))).await;
-    assert_eq!(
-        error_code(peek, StatusCode::NOT_FOUND).await,
-        "reservation_not_found"
-    );
+    let mut attacks = Attacks::on(&app, "tokens: another user's reservation").await;
+    let cases = [
+        ("bob pays", app.confirm("bob", &id, true).await),
+        ("bob cancels", app.confirm("bob", &id, false).await),
+        ("bob reads", app.get(&path, Some(&app.user("bob"))).await),
+    ];
+    for (case, response) in cases {
+        attacks
+            .refused(
+                case,
+                response,
+                StatusCode::NOT_FOUND,
+                "reservation_not_found",
+            )
+            .await;
+    }
+    attacks.report().await;
 
     let own = app.get(&path, Some(&app.user("ann"))).await;
     assert_eq!(own.status(), StatusCode::OK);

@@ -1,10 +1,12 @@
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use shared::auth::{Jwt, Role};
-use shared::domain::UserId;
+use shared::contracts::StockStore;
+use shared::domain::{CategoryName, EventId, StockCounts, UserId};
 use ticketd::config::Environment;
 use ticketd::{Running, Settings};
 
@@ -221,5 +223,150 @@ impl TestApp {
             "invariant broken: {floor}"
         );
         counts
+    }
+}
+
+/// What a request could change in the embedded stores: how many events, and every
+/// category's counters.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    events: usize,
+    stock: BTreeMap<(EventId, CategoryName), StockCounts>,
+}
+
+impl Snapshot {
+    pub async fn of(app: &TestApp) -> Self {
+        let memory = app.memory();
+        let stock = memory.stock.all_counts().await.expect("memory stock");
+        Snapshot {
+            events: memory.catalogue.event_count(),
+            stock: stock
+                .into_iter()
+                .map(|(event, name, counts)| ((event, name), counts))
+                .collect(),
+        }
+    }
+
+    /// Events added or removed, and categories added, removed or with other counters.
+    fn changes_since(&self, before: &Snapshot) -> usize {
+        let categories = self
+            .stock
+            .keys()
+            .chain(before.stock.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|key| self.stock.get(key) != before.stock.get(key))
+            .count();
+        self.events.abs_diff(before.events) + categories
+    }
+}
+
+/// One family of attacks on a running app. Each attempt is checked against its documented
+/// refusal; `report` prints the family's line of the suite's report and then fails on any
+/// attempt answered otherwise, any 5xx, or any change to the stores.
+pub struct Attacks<'a> {
+    app: &'a TestApp,
+    family: &'static str,
+    before: Snapshot,
+    tried: usize,
+    server_errors: usize,
+    undocumented: Vec<String>,
+}
+
+impl<'a> Attacks<'a> {
+    pub async fn on(app: &'a TestApp, family: &'static str) -> Self {
+        Attacks {
+            app,
+            family,
+            before: Snapshot::of(app).await,
+            tried: 0,
+            server_errors: 0,
+            undocumented: Vec::new(),
+        }
+    }
+
+    /// Checks one answer: the documented status, and a JSON error with the documented code.
+    pub async fn refused(
+        &mut self,
+        case: &str,
+        response: Response,
+        status: StatusCode,
+        code: &str,
+    ) {
+        self.check_answer(case, response, status, code, false).await;
+    }
+
+    /// As `refused`, for an answer that must also say when to try again (`Retry-After`).
+    pub async fn refused_for_now(
+        &mut self,
+        case: &str,
+        response: Response,
+        status: StatusCode,
+        code: &str,
+    ) {
+        self.check_answer(case, response, status, code, true).await;
+    }
+
+    async fn check_answer(
+        &mut self,
+        case: &str,
+        response: Response,
+        status: StatusCode,
+        code: &str,
+        retry_after: bool,
+    ) {
+        let answered = response.status();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let is_json = header("content-type") == Some("application/json");
+        let says_when = header("retry-after").is_some_and(|secs| secs.parse::<u32>().is_ok());
+        let body: Value = response.json().await.unwrap_or_default();
+        let answered_code = body["error"]["code"].as_str().unwrap_or_default();
+        self.record(
+            case,
+            // A documented 503 (load shed) is a refusal, not a failure of the server.
+            answered.is_server_error() && answered != status,
+            answered == status && is_json && answered_code == code && (says_when || !retry_after),
+            || format!("{answered} {answered_code:?}, documented {status} {code:?}"),
+        );
+    }
+
+    /// Checks one attempt that has no JSON error to read, such as a connection that must be
+    /// closed, or a replay that must change nothing.
+    pub fn checked(&mut self, case: &str, as_documented: bool) {
+        self.record(case, false, as_documented, || {
+            "not as documented".to_owned()
+        });
+    }
+
+    fn record(
+        &mut self,
+        case: &str,
+        server_error: bool,
+        as_documented: bool,
+        answered: impl FnOnce() -> String,
+    ) {
+        self.tried += 1;
+        self.server_errors += usize::from(server_error);
+        if !as_documented {
+            self.undocumented.push(format!("{case}: {}", answered()));
+        }
+    }
+
+    pub async fn report(self) {
+        use std::io::Write;
+        let changes = Snapshot::of(self.app).await.changes_since(&self.before);
+        let line = format!(
+            "attack family {}: tried {}, refused as documented {}, 5xx {}, state changes {}\n",
+            self.family,
+            self.tried,
+            self.tried - self.undocumented.len(),
+            self.server_errors,
+            changes
+        );
+        // Straight to the process's stderr, past the test harness's capture: the line belongs
+        // in the output of every run, passing or not.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        assert!(self.undocumented.is_empty(), "{:#?}", self.undocumented);
+        assert_eq!((self.server_errors, changes), (0, 0), "{line}");
     }
 }

@@ -2,13 +2,14 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use shared::contracts::StockStore;
 use ticketd::FunctionName;
 use ticketd::config::Environment;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{SECRET, TestApp, body, error_code, settings, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Attacks, SECRET, TestApp, body, error_code, settings, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn health_and_metrics_answer() {
@@ -103,15 +104,19 @@ async fn past_the_concurrency_limit_requests_are_shed_with_retry_after() {
     let _stalled = stalled_reservation(&app).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let shed = app.reserve("ann", &event_id, 1).await;
-
-    assert_eq!(shed.headers()["retry-after"], "1");
-    assert_eq!(
-        error_code(shed, StatusCode::SERVICE_UNAVAILABLE).await,
-        "overloaded"
-    );
-    let counts = app.memory().stock.all_counts().await.unwrap();
-    assert_eq!(counts[0].2.available, 5);
+    let mut attacks = Attacks::on(&app, "greedy clients: past the concurrency limit").await;
+    for _ in 0..10 {
+        let shed = app.reserve("ann", &event_id, 1).await;
+        attacks
+            .refused_for_now(
+                "one request too many",
+                shed,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+            )
+            .await;
+    }
+    attacks.report().await;
 }
 
 #[tokio::test]
@@ -235,13 +240,21 @@ async fn slow_headers_and_idle_connections_are_closed() {
     })
     .await;
 
-    // Slowloris: headers that never end.
-    let mut slow = TcpStream::connect(app.addr).await.unwrap();
-    slow.write_all(b"POST /reserve HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n")
-        .await
-        .unwrap();
-    let answered = until_closed(&mut slow).await;
-    assert!(!answered.contains("201"), "{answered}");
+    let mut attacks = Attacks::on(&app, "slow clients: endless headers, idle keep-alive").await;
+    // Slowloris: headers that never end, from several connections at once.
+    let mut slow = Vec::new();
+    for _ in 0..5 {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        stream
+            .write_all(b"POST /reserve HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    for stream in &mut slow {
+        let answered = until_closed(stream).await;
+        attacks.checked("endless headers closed", !answered.contains("201"));
+    }
 
     // Keep-alive: one request answered, then nothing more for longer than the timeout.
     let mut idle = TcpStream::connect(app.addr).await.unwrap();
@@ -249,5 +262,9 @@ async fn slow_headers_and_idle_connections_are_closed() {
         .await
         .unwrap();
     let answered = until_closed(&mut idle).await;
-    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    attacks.checked(
+        "idle keep-alive closed",
+        answered.starts_with("HTTP/1.1 200"),
+    );
+    attacks.report().await;
 }

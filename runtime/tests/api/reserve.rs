@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{body, error_code, spawn_app};
+use crate::helpers::{Attacks, body, error_code, spawn_app};
 
 #[tokio::test]
 async fn a_reservation_holds_tickets_until_its_deadline() {
@@ -54,15 +54,24 @@ async fn the_same_idempotency_key_returns_the_same_reservation() {
     let event_id = app.event_with_floor(10, None).await;
 
     let first = body(app.reserve_with_key("ann", &event_id, 2, "order-1").await).await;
-    let retry = app.reserve_with_key("ann", &event_id, 2, "order-1").await;
-    assert_eq!(retry.status(), StatusCode::CREATED);
-    assert_eq!(body(retry).await, first);
-
-    let changed = app.reserve_with_key("ann", &event_id, 3, "order-1").await;
-    assert_eq!(
-        error_code(changed, StatusCode::UNPROCESSABLE_ENTITY).await,
-        "idempotency_key_reused"
-    );
+    let mut attacks = Attacks::on(&app, "idempotency: replayed and reused keys").await;
+    for _ in 0..3 {
+        let retry = app.reserve_with_key("ann", &event_id, 2, "order-1").await;
+        let same = retry.status() == StatusCode::CREATED && body(retry).await == first;
+        attacks.checked("replay: the same reservation again", same);
+    }
+    for qty in [1, 3, 10] {
+        let changed = app.reserve_with_key("ann", &event_id, qty, "order-1").await;
+        attacks
+            .refused(
+                &format!("reuse with qty {qty}"),
+                changed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+            )
+            .await;
+    }
+    attacks.report().await;
 
     // Another user's key of the same name is theirs alone.
     let other = body(app.reserve_with_key("bob", &event_id, 2, "order-1").await).await;

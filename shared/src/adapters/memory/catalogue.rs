@@ -13,6 +13,13 @@ pub struct MemoryCatalogue {
     events: Mutex<HashMap<EventId, (Event, Vec<Category>)>>,
 }
 
+impl MemoryCatalogue {
+    /// How many events there are: for tests that check a refused request created none.
+    pub fn event_count(&self) -> usize {
+        lock(&self.events).len()
+    }
+}
+
 #[async_trait]
 impl Catalogue for MemoryCatalogue {
     async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {

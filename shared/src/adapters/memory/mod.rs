@@ -22,6 +22,7 @@ use crate::context::Context;
 pub struct Embedded {
     pub context: Context,
     pub events: MemoryEventSource,
+    pub catalogue: Arc<MemoryCatalogue>,
     pub stock: Arc<MemoryStockStore>,
     pub reservations: Arc<MemoryReservationStore>,
 }
@@ -31,8 +32,9 @@ impl Embedded {
         let (sink, events) = channel();
         let stock = Arc::new(MemoryStockStore::new(sink));
         let reservations = Arc::new(MemoryReservationStore::default());
+        let catalogue = Arc::new(MemoryCatalogue::default());
         let context = Context {
-            catalogue: Arc::new(MemoryCatalogue::default()),
+            catalogue: catalogue.clone(),
             stock: stock.clone(),
             reservations: reservations.clone(),
             clock,
@@ -42,6 +44,7 @@ impl Embedded {
         Self {
             context,
             events,
+            catalogue,
             stock,
             reservations,
         }
