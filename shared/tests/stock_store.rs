@@ -167,6 +167,11 @@ async fn refusals_change_nothing(store: Arc<dyn StockStore>) {
     );
 }
 
+async fn an_event_without_categories_has_no_counts(store: Arc<dyn StockStore>) {
+    let counts = store.counts(EventId::generate()).await.unwrap();
+    assert_eq!(counts, []);
+}
+
 async fn an_idempotency_key_holds_once(store: Arc<dyn StockStore>) {
     let category = category(&*store, 10, None).await;
     let first = store
@@ -382,6 +387,7 @@ macro_rules! contract {
 
 contract!(
     a_hold_moves_stock_and_is_found_by_id,
+    an_event_without_categories_has_no_counts,
     refusals_change_nothing,
     an_idempotency_key_holds_once,
     the_per_user_limit_counts_holds_and_sales,

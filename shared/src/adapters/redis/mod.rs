@@ -121,6 +121,10 @@ impl RedisStockStore {
         &self,
         categories: &[(EventId, String)],
     ) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
+        // Redis refuses an empty pipeline ("empty command"): an event without categories yet.
+        if categories.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipeline = redis::pipe();
         for (event, name) in categories {
             pipeline
