@@ -119,9 +119,11 @@ impl Price {
         Ok(Self { cents })
     }
 
+    /// Exactly the numbers written with at most two decimals: `32.49` is accepted, and
+    /// `32.489999999999995`, a different number that rounds to the same cents, is not.
     pub fn parse(amount: f64) -> Result<Self, String> {
         let cents = (amount * 100.0).round();
-        if !amount.is_finite() || amount < 0.0 || (amount * 100.0 - cents).abs() > 1e-6 {
+        if !amount.is_finite() || amount < 0.0 || cents / 100.0 != amount {
             return Err("price must be a non-negative amount with at most two decimals".into());
         }
         if cents > Self::MAX_CENTS as f64 {
@@ -168,8 +170,23 @@ mod tests {
         assert_eq!(Price::parse(0.0).unwrap().cents(), 0);
         assert!(Price::parse(-1.0).is_err());
         assert!(Price::parse(1.234).is_err());
+        assert!(Price::parse(32.489999999999995).is_err());
+        assert_eq!(Price::parse(32.49).unwrap().cents(), 3249);
+        assert_eq!(Price::parse(99_999_999.99).unwrap().cents(), 9_999_999_999);
+        assert_eq!(Price::parse(0.07).unwrap().cents(), 7);
         assert!(Price::parse(1e300).is_err());
         assert_eq!(f64::from(Price::from_cents(12345).unwrap()), 123.45);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_price_in_cents_reads_back_as_itself(cents in 0..=Price::MAX_CENTS) {
+            let shown = f64::from(Price::from_cents(cents).unwrap());
+            proptest::prop_assert_eq!(Price::parse(shown).map(Price::cents), Ok(cents));
+            // Its decimal text, as a client would send it, parses to the same number.
+            let text: f64 = format!("{}.{:02}", cents / 100, cents % 100).parse().unwrap();
+            proptest::prop_assert_eq!(text, shown);
+        }
     }
 
     #[test]
