@@ -47,7 +47,8 @@ export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 
 install_tools() {
     local missing=()
-    command -v docker >/dev/null || missing+=(docker.io)
+    # dockerd, not docker: a machine may have a Docker client and no engine.
+    command -v dockerd >/dev/null || missing+=(docker.io)
     command -v docker-compose >/dev/null || missing+=(docker-compose)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     [ ${#missing[@]} -eq 0 ] && return 0
