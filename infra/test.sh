@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the workspace. Starts what is missing of the local stack first (Redis,
 # PostgreSQL, the tansu Kafka-API broker: see local-stack.sh), then runs the suites from the
-# fastest to the slowest, timing each. Extra arguments go to every `cargo test`.
+# fastest to the slowest, timing each; last, the Docker Compose stack (compose-test.sh, which
+# installs and starts Docker when missing). Extra arguments go to every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,8 @@ stage "local stack" infra/local-stack.sh
 stage "alert rules (promtool)" monitoring/check.sh
 stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
 stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
-stage "API fuzzing against the OpenAPI document" infra/api-fuzz.sh
+stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/api-fuzz.sh
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
 stage "runtime: Kafka outage" cargo test -p ticketd --test kafka_outage "$@"
 stage "k6 smoke: embedded and real stack" env SMOKE_PROFILE=debug bash k6/smoke.sh
+stage "Docker Compose: both profiles through the gateway" infra/compose-test.sh
