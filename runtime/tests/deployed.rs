@@ -123,6 +123,30 @@ impl Api {
             .unwrap_or_else(|err| panic!("POST /reserve: {err}"))
     }
 
+    /// Reserves one ticket with an Idempotency-Key, retrying what got no answer (see
+    /// [`until_answered`]).
+    async fn reserve_until_answered(
+        &self,
+        user: &str,
+        event_id: &str,
+        key: &str,
+        within: Duration,
+        retries: &AtomicUsize,
+    ) -> Answer {
+        let token = self.user(user);
+        let request = json!({"event_id": event_id, "category": "Floor", "qty": 1});
+        let send = || {
+            self.send(
+                Method::POST,
+                "/reserve",
+                Some(&token),
+                Some(&request),
+                Some(key),
+            )
+        };
+        until_answered(send, within, retries).await
+    }
+
     /// Reserves and returns the new hold's id.
     async fn hold(&self, user: &str, event_id: &str, qty: u32) -> String {
         let answer = self.reserve(user, event_id, qty, None).await;
@@ -342,24 +366,11 @@ async fn two_thousand_fans_race_for_five_hundred_tickets() {
         let (api, event_id, shed) = (api.clone(), event_id.clone(), shed.clone());
         tokio::spawn(async move {
             let user = format!("fan-{fan}");
-            let key = format!("race-{fan}");
-            let token = api.user(&user);
-            let request = json!({"event_id": *event_id, "category": "Floor", "qty": 1});
             // A shed request (503) changed nothing; the same key makes its retry safe anyway.
-            let reserved = until_answered(
-                || {
-                    api.send(
-                        Method::POST,
-                        "/reserve",
-                        Some(&token),
-                        Some(&request),
-                        Some(&key),
-                    )
-                },
-                Duration::from_secs(60),
-                &shed,
-            )
-            .await;
+            let key = format!("race-{fan}");
+            let reserved = api
+                .reserve_until_answered(&user, &event_id, &key, Duration::from_secs(60), &shed)
+                .await;
             if reserved.status != StatusCode::CREATED {
                 return (reserved.status, reserved.body["error"]["code"].clone());
             }
@@ -429,26 +440,20 @@ async fn a_restarted_reserve_container_loses_nothing() {
                 }
                 let user = format!("fan-{fan}");
                 let key = format!("restart-{fan}");
-                let token = api.user(&user);
-                let request = json!({"event_id": *event_id, "category": "Floor", "qty": 1});
-                let reserved = until_answered(
-                    || {
-                        api.send(
-                            Method::POST,
-                            "/reserve",
-                            Some(&token),
-                            Some(&request),
-                            Some(&key),
-                        )
-                    },
-                    Duration::from_secs(90),
-                    &retries,
-                )
-                .await;
+                let reserved = api
+                    .reserve_until_answered(
+                        &user,
+                        &event_id,
+                        &key,
+                        Duration::from_secs(90),
+                        &retries,
+                    )
+                    .await;
                 assert_eq!(reserved.status, StatusCode::CREATED, "{}", reserved.body);
                 accepted.fetch_add(1, Ordering::Relaxed);
                 let id = reserved.body["reservation_id"].as_str().unwrap().to_owned();
                 let settle = json!({"reservation_id": id, "payment_ok": true});
+                let token = api.user(&user);
                 let paid = until_answered(
                     || api.send(Method::POST, "/confirm", Some(&token), Some(&settle), None),
                     Duration::from_secs(90),
