@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Checks the Prometheus config and alert rules, and runs every alert's unit tests
-# (firing and quiet) with promtool, from Debian's prometheus package.
+# Checks both Prometheus configs (compose: prometheus.yml; this machine: prometheus.local.yml)
+# and the alert rules, runs every alert's unit tests (firing and quiet), and checks that every
+# query of the Grafana dashboard parses, with promtool from Debian's prometheus package.
+# (dashboard-check.sh runs those queries against a real Prometheus.)
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v promtool >/dev/null; then
@@ -10,5 +12,12 @@ if ! command -v promtool >/dev/null; then
         { apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null; }
 fi
 promtool check config prometheus.yml
+promtool check config prometheus.local.yml
 promtool check rules alerts.yml
 promtool test rules alerts_test.yml
+
+queries=$(mktemp --suffix=.yml)
+trap 'rm -f "$queries"' EXIT
+python3 dashboard_queries.py rules grafana/dashboards/ticketd.json >"$queries"
+echo "Dashboard queries (grafana/dashboards/ticketd.json):"
+promtool check rules "$queries"
