@@ -15,11 +15,12 @@ stage() {
 }
 
 stage "local stack" infra/local-stack.sh
-stage "alert rules (promtool)" monitoring/check.sh
+stage "alert rules and dashboard queries (promtool)" monitoring/check.sh
 stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
 stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
 stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/api-fuzz.sh
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
 stage "runtime: Kafka outage" cargo test -p ticketd --test kafka_outage "$@"
 stage "k6 smoke: embedded and real stack" env SMOKE_PROFILE=debug bash k6/smoke.sh
+stage "dashboard queries against a real Prometheus" env DASHBOARD_PROFILE=debug bash monitoring/dashboard-check.sh
 stage "Docker Compose: both profiles through the gateway" infra/compose-test.sh
