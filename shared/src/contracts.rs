@@ -40,6 +40,9 @@ pub trait StockStore: Send + Sync {
     async fn counts(&self, event: EventId) -> Result<Vec<(CategoryName, StockCounts)>, StoreError>;
     /// The counters of every category of every event, for the sale gauges.
     async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError>;
+    /// How many holds are live (neither confirmed, cancelled nor expired yet) in each category,
+    /// for the sale gauges.
+    async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError>;
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError>;
     /// Confirms or cancels the caller's hold.
     async fn settle(

@@ -70,6 +70,15 @@ pub static TICKETS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     .expect(UNIQUE)
 });
 
+pub static LIVE_HOLDS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "live_holds",
+        "Holds of each category neither confirmed, cancelled nor expired yet.",
+        &["category", "event"]
+    )
+    .expect(UNIQUE)
+});
+
 pub static STOCK_INVARIANT_BROKEN: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "stock_invariant_broken",

@@ -302,6 +302,40 @@ async fn holds_past_their_deadline_expire_once(store: Arc<dyn StockStore>) {
     held(&*store, &category, "ann", 5).await;
 }
 
+/// This category's live holds, as the gauges read them.
+async fn live_holds(store: &dyn StockStore, category: &Category) -> u32 {
+    let all = store.live_holds().await.unwrap();
+    let ours = all
+        .iter()
+        .filter(|(event, name, _)| *event == category.event_id && *name == category.name);
+    ours.map(|(_, _, holds)| *holds).sum()
+}
+
+async fn live_holds_count_each_hold_until_it_ends(store: Arc<dyn StockStore>) {
+    let sale = category(&*store, 10, None).await;
+    let paid = held(&*store, &sale, "ann", 2).await;
+    let cancelled = held(&*store, &sale, "bob", 3).await;
+    store
+        .reserve(hold(&sale, "cat", 1, Duration::milliseconds(-1)))
+        .await
+        .unwrap();
+    held(&*store, &sale, "dan", 1).await;
+    assert_eq!(live_holds(&*store, &sale).await, 4);
+
+    settle(&*store, paid.id, "ann", Settlement::Confirm)
+        .await
+        .unwrap();
+    settle(&*store, cancelled.id, "bob", Settlement::Cancel)
+        .await
+        .unwrap();
+    store.expire_due(now(), 512).await.unwrap();
+    assert_eq!(live_holds(&*store, &sale).await, 1);
+    // Listed while it has none too, so a gauge falls back to 0.
+    let empty = category(&*store, 5, None).await;
+    let listed = store.live_holds().await.unwrap();
+    assert!(listed.contains(&(empty.event_id, empty.name, 0)));
+}
+
 async fn concurrent_holds_never_oversell(store: Arc<dyn StockStore>) {
     let category = Arc::new(category(&*store, 500, None).await);
     let attempts: Vec<_> = (0..2000)
@@ -393,6 +427,7 @@ contract!(
     the_per_user_limit_counts_holds_and_sales,
     a_hold_settles_once,
     holds_past_their_deadline_expire_once,
+    live_holds_count_each_hold_until_it_ends,
     concurrent_holds_never_oversell,
     reservations_are_rate_limited_per_user_in_a_category,
 );

@@ -1,5 +1,5 @@
-//! Refreshes the gauges: every category's tickets by state and the stock invariant, in every
-//! mode; on the real stack also Redis memory, the outbox backlog and the PostgreSQL pool.
+//! Refreshes the gauges: every category's tickets by state, live holds and the stock
+//! invariant, in every mode; on the real stack also Redis memory, the outbox backlog and the PostgreSQL pool.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,8 @@ use shared::adapters::postgres::Postgres;
 use shared::adapters::redis::RedisStockStore;
 use shared::contracts::StockStore;
 use shared::metrics::{
-    DB_OPEN_CONNECTIONS, OUTBOX_BACKLOG, REDIS_MEMORY_BYTES, STOCK_INVARIANT_BROKEN, TICKETS,
+    DB_OPEN_CONNECTIONS, LIVE_HOLDS, OUTBOX_BACKLOG, REDIS_MEMORY_BYTES, STOCK_INVARIANT_BROKEN,
+    TICKETS,
 };
 use tokio::sync::watch;
 
@@ -55,6 +56,17 @@ async fn sale(stock: &dyn StockStore) {
         }
     }
     STOCK_INVARIANT_BROKEN.set(broken);
+
+    match stock.live_holds().await {
+        Ok(all) => {
+            for (event, category, holds) in all {
+                LIVE_HOLDS
+                    .with_label_values(&[category.as_str(), &event.to_string()])
+                    .set(holds.into());
+            }
+        }
+        Err(err) => tracing::debug!(%err, "live holds gauge"),
+    }
 }
 
 async fn service_health(redis: &RedisStockStore, postgres: &Postgres) {

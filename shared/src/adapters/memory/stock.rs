@@ -44,6 +44,8 @@ struct KeyToForget {
 
 struct CategoryStock {
     counts: StockCounts,
+    /// Holds not yet ended: the live ones among `reservations`, counted as they come and go.
+    live_holds: u32,
     max_per_user: Option<u32>,
     /// Tickets each user holds or bought here; kept only when `max_per_user` is set.
     per_user: ShardedMap<UserId, u32>,
@@ -79,6 +81,7 @@ impl CategoryStock {
     fn hold(&mut self, user: &UserId, qty: u32) {
         self.counts.available -= qty;
         self.counts.held += qty;
+        self.live_holds += 1;
         if self.max_per_user.is_some() {
             *self.per_user.get_or_default(user.clone()) += qty;
         }
@@ -87,12 +90,14 @@ impl CategoryStock {
     fn sell(&mut self, qty: u32) {
         self.counts.held -= qty;
         self.counts.sold += qty;
+        self.live_holds -= 1;
     }
 
     /// A hold that ends unsold gives its tickets back, to the stock and to the user's limit.
     fn release(&mut self, user: &UserId, qty: u32) {
         self.counts.held -= qty;
         self.counts.available += qty;
+        self.live_holds -= 1;
         if let Some(count) = self.per_user.get_mut(user) {
             *count -= qty;
             if *count == 0 {
@@ -198,6 +203,7 @@ impl StockStore for MemoryStockStore {
             .entry(category.name.clone())
             .or_insert_with(|| CategoryStock {
                 counts: StockCounts::new(category.total_stock.get()),
+                live_holds: 0,
                 max_per_user: category.max_per_user.map(|limit| limit.get()),
                 per_user: ShardedMap::default(),
                 rate: ShardedMap::default(),
@@ -229,6 +235,19 @@ impl StockStore for MemoryStockStore {
                 categories
                     .iter()
                     .map(|(name, stock)| (*event, name.clone(), stock.counts))
+            })
+            .collect())
+    }
+
+    async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError> {
+        let state = lock(&self.state);
+        Ok(state
+            .categories
+            .iter()
+            .flat_map(|(event, categories)| {
+                categories
+                    .iter()
+                    .map(|(name, stock)| (*event, name.clone(), stock.live_holds))
             })
             .collect())
     }

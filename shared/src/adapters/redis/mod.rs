@@ -222,6 +222,33 @@ impl StockStore for RedisStockStore {
         self.counters_of(&categories).await
     }
 
+    /// A category's live holds are the members of its deadlines, in one round trip.
+    async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError> {
+        let categories = self.all_categories().await?;
+        if categories.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        for (event, name) in &categories {
+            pipeline
+                .cmd("ZCARD")
+                .arg(CategoryKeys::new(*event, name).deadlines);
+        }
+        let mut connection = self.connections.get().await?;
+        let holds: Vec<u32> = pipeline
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.connections.failed(err))?;
+        categories
+            .into_iter()
+            .zip(holds)
+            .map(|((event, name), holds)| {
+                let name = CategoryName::parse(&name).map_err(StoreError)?;
+                Ok((event, name, holds))
+            })
+            .collect()
+    }
+
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
         let keys = CategoryKeys::new(hold.event_id, hold.category.as_str());
         let member = category_member(hold.event_id, &hold.category);
