@@ -619,6 +619,33 @@ mod redis_only {
         assert_eq!(expired_events, 60);
     }
 
+    /// A user's bucket lives in Redis: what one process spends, the other cannot.
+    #[tokio::test]
+    async fn the_rate_limit_holds_across_processes() {
+        let stores = [redis().await, redis().await];
+        let category = category(&*stores[0], 100, None).await;
+        let limit = RateLimit {
+            per_minute: 60,
+            burst: 3,
+        };
+        let start = now();
+        let request = || HoldRequest {
+            rate_limit: Some(limit),
+            now: start,
+            ..hold(&category, "ann", 1, TEN_MINUTES)
+        };
+        for store in [&stores[0], &stores[1], &stores[0]] {
+            store.reserve(request()).await.unwrap();
+        }
+        for store in &stores {
+            let limited = store.reserve(request()).await;
+            assert!(
+                matches!(limited, Err(ReserveError::RateLimited { .. })),
+                "{limited:?}"
+            );
+        }
+    }
+
     /// Two stores with their own connections stand for two `ticketd` processes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_processes_on_one_redis_never_oversell() {
