@@ -178,6 +178,23 @@ impl MemoryStockStore {
         self.events.publish(ReservationEvent::of(reservation));
     }
 
+    /// `read` of every category of every event.
+    fn each_category<T>(
+        &self,
+        read: impl Fn(&CategoryStock) -> T,
+    ) -> Vec<(EventId, CategoryName, T)> {
+        let state = lock(&self.state);
+        state
+            .categories
+            .iter()
+            .flat_map(|(event, categories)| {
+                categories
+                    .iter()
+                    .map(|(name, stock)| (*event, name.clone(), read(stock)))
+            })
+            .collect()
+    }
+
     /// How many Idempotency-Keys are remembered, over every category and user.
     #[cfg(test)]
     fn remembered_keys(&self) -> usize {
@@ -227,29 +244,11 @@ impl StockStore for MemoryStockStore {
     }
 
     async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
-        let state = lock(&self.state);
-        Ok(state
-            .categories
-            .iter()
-            .flat_map(|(event, categories)| {
-                categories
-                    .iter()
-                    .map(|(name, stock)| (*event, name.clone(), stock.counts))
-            })
-            .collect())
+        Ok(self.each_category(|stock| stock.counts))
     }
 
     async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError> {
-        let state = lock(&self.state);
-        Ok(state
-            .categories
-            .iter()
-            .flat_map(|(event, categories)| {
-                categories
-                    .iter()
-                    .map(|(name, stock)| (*event, name.clone(), stock.live_holds))
-            })
-            .collect())
+        Ok(self.each_category(|stock| stock.live_holds))
     }
 
     async fn reserve(&self, mut hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
