@@ -2,8 +2,10 @@
 //! PostgreSQL (the real stack), behind the same contracts.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::Context;
+use shared::adapters::cached::CachedCatalogue;
 use shared::adapters::kafka::{KafkaEventSource, KafkaPublisher, KafkaSettings, ensure_topic};
 use shared::adapters::memory::{
     Embedded, MemoryCatalogue, MemoryReservationStore, MemoryStockStore,
@@ -18,6 +20,8 @@ use crate::reconcile::{connect, restore_missing};
 
 /// Partitions of the reservation topic: room for a few persist-reservations consumers.
 const PARTITIONS: i32 = 3;
+/// How long a process may miss a category another process added (see `CachedCatalogue`).
+const CATALOGUE_CACHE_TTL: Duration = Duration::from_secs(1);
 
 pub struct Stack {
     pub context: Context,
@@ -99,7 +103,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
     };
     Ok(Stack {
         context: Context {
-            catalogue: postgres.clone(),
+            catalogue: Arc::new(CachedCatalogue::new(postgres.clone(), CATALOGUE_CACHE_TTL)),
             stock: redis.clone(),
             reservations: postgres.clone(),
             clock: Arc::new(SystemClock),
