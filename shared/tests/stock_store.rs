@@ -1,8 +1,8 @@
 //! The `StockStore` contract, run against the memory adapter and a real Redis: database 9 of the
 //! server at `REDIS_URL` (default redis://127.0.0.1:6379, which `infra/local-stack.sh` starts),
-//! so a developer's own stack in database 0 never sees test data. Every test makes its own
-//! event, and all times come from the real clock, because the Redis is shared with other tests
-//! and processes whose sweepers expire whatever is due.
+//! emptied before the first test, so a developer's own stack in database 0 never sees test
+//! data. Every test makes its own event, and all times come from the real clock, because the
+//! tests share the database and each other's sweepers expire whatever is due.
 
 use std::sync::Arc;
 

@@ -18,7 +18,16 @@ pub fn redis_url() -> String {
     format!("{server}/9")
 }
 
+/// A store on the tests' Redis database, which is emptied once per test binary before its
+/// first use: no relay trims the outboxes here, so earlier runs' entries would pile up.
 pub async fn redis() -> Arc<RedisStockStore> {
+    static EMPTIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    EMPTIED
+        .get_or_init(|| async {
+            let emptied: Result<(), _> = redis::cmd("FLUSHDB").query_async(&mut raw().await).await;
+            emptied.unwrap_or_else(|err| panic!("FLUSHDB on {}: {err}", redis_url()));
+        })
+        .await;
     let url = redis_url();
     let store = RedisStockStore::connect(&url).await;
     Arc::new(store.unwrap_or_else(|err| panic!("Redis at {url} (infra/local-stack.sh): {err}")))
