@@ -115,28 +115,44 @@ impl RedisStockStore {
             .collect())
     }
 
+    /// `command`'s reply for each of `categories`, in order, in one round trip. Redis refuses
+    /// an empty pipeline ("empty command"), so no categories (an event without any yet, an
+    /// empty Redis) answer at once with nothing.
+    async fn per_category<T: FromRedisValue>(
+        &self,
+        categories: &[CategoryKeys],
+        command: impl Fn(&CategoryKeys) -> redis::Cmd,
+    ) -> Result<Vec<T>, StoreError> {
+        if categories.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        for keys in categories {
+            pipeline.add_command(command(keys));
+        }
+        let mut connection = self.connections.get().await?;
+        pipeline
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.connections.failed(err))
+    }
+
     /// The counters of `categories`, in one round trip. A category without stock is one Redis
     /// lost (reconcile restores it): it is left out.
     async fn counters_of(
         &self,
         categories: &[(EventId, String)],
     ) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
-        // Redis refuses an empty pipeline ("empty command"): an event without categories yet.
-        if categories.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipeline = redis::pipe();
-        for (event, name) in categories {
-            pipeline
-                .cmd("HMGET")
-                .arg(CategoryKeys::new(*event, name).stock)
-                .arg(&["total", "available", "held", "sold"]);
-        }
-        let mut connection = self.connections.get().await?;
-        let counters: Vec<[Option<u32>; 4]> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))?;
+        let keys = category_keys(categories);
+        let counters: Vec<[Option<u32>; 4]> = self
+            .per_category(&keys, |keys| {
+                let mut command = redis::cmd("HMGET");
+                command
+                    .arg(&keys.stock)
+                    .arg(&["total", "available", "held", "sold"]);
+                command
+            })
+            .await?;
         let mut counts = Vec::with_capacity(categories.len());
         for ((event, name), counters) in categories.iter().zip(counters) {
             let [Some(total), Some(available), Some(held), Some(sold)] = counters else {
@@ -177,6 +193,13 @@ fn rfc3339(time: DateTime<Utc>) -> String {
 
 fn unexpected(reply: &[String]) -> StoreError {
     StoreError(format!("redis: unexpected script reply {reply:?}"))
+}
+
+fn category_keys(categories: &[(EventId, String)]) -> Vec<CategoryKeys> {
+    categories
+        .iter()
+        .map(|(event, name)| CategoryKeys::new(*event, name))
+        .collect()
 }
 
 #[async_trait]
@@ -225,20 +248,13 @@ impl StockStore for RedisStockStore {
     /// A category's live holds are the members of its deadlines, in one round trip.
     async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError> {
         let categories = self.all_categories().await?;
-        if categories.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipeline = redis::pipe();
-        for (event, name) in &categories {
-            pipeline
-                .cmd("ZCARD")
-                .arg(CategoryKeys::new(*event, name).deadlines);
-        }
-        let mut connection = self.connections.get().await?;
-        let holds: Vec<u32> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))?;
+        let holds: Vec<u32> = self
+            .per_category(&category_keys(&categories), |keys| {
+                let mut command = redis::cmd("ZCARD");
+                command.arg(&keys.deadlines);
+                command
+            })
+            .await?;
         categories
             .into_iter()
             .zip(holds)

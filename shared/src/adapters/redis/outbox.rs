@@ -1,8 +1,7 @@
 //! The outbox: each category's stream of events, written by the transition scripts and read
 //! by the relay, which deletes entries only once Kafka has acknowledged them.
 
-use super::RedisStockStore;
-use super::keys::CategoryKeys;
+use super::{RedisStockStore, category_keys};
 use crate::error::StoreError;
 
 /// One event waiting in a category's outbox stream.
@@ -25,32 +24,22 @@ impl RedisStockStore {
         &self,
         max_per_category: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let streams: Vec<String> = self
-            .all_categories()
-            .await?
-            .into_iter()
-            .map(|(event, name)| CategoryKeys::new(event, &name).outbox)
-            .collect();
-        if streams.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipeline = redis::pipe();
-        for stream in &streams {
-            pipeline
-                .cmd("XRANGE")
-                .arg(stream)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(max_per_category);
-        }
-        let mut connection = self.connections.get().await?;
-        let replies: Vec<StreamEntries> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))?;
+        let categories = category_keys(&self.all_categories().await?);
+        let replies: Vec<StreamEntries> = self
+            .per_category(&categories, |keys| {
+                let mut command = redis::cmd("XRANGE");
+                command
+                    .arg(&keys.outbox)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max_per_category);
+                command
+            })
+            .await?;
         let mut batch = Vec::new();
-        for (stream, entries) in streams.iter().zip(replies) {
+        for (keys, entries) in categories.iter().zip(replies) {
+            let stream = &keys.outbox;
             for (entry_id, fields) in entries {
                 let field = |name: &str| {
                     fields
@@ -94,18 +83,14 @@ impl RedisStockStore {
 
     /// Events in every outbox, not yet acknowledged by Kafka.
     pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
-        let categories = self.all_categories().await?;
-        let mut pipeline = redis::pipe();
-        for (event, name) in &categories {
-            pipeline
-                .cmd("XLEN")
-                .arg(CategoryKeys::new(*event, name).outbox);
-        }
-        let mut connection = self.connections.get().await?;
-        let lengths: Vec<u64> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))?;
+        let categories = category_keys(&self.all_categories().await?);
+        let lengths: Vec<u64> = self
+            .per_category(&categories, |keys| {
+                let mut command = redis::cmd("XLEN");
+                command.arg(&keys.outbox);
+                command
+            })
+            .await?;
         Ok(lengths.iter().sum())
     }
 }
