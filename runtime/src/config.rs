@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use shared::contracts::RateLimit;
+use domain::contracts::RateLimit;
 
 /// The development secret, used (with a loud warning) when `JWT_SECRET` is unset.
 pub const DEV_SECRET: &str = "dev-secret";

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use auth::Jwt;
 use clap::{Parser, Subcommand};
-use shared::auth::{Jwt, Role};
-use shared::domain::UserId;
+use domain::Role;
+use domain::UserId;
 use ticketd::Settings;
 use ticketd::config::{DEV_SECRET, MIN_SECRET_BYTES};
 use tracing_subscriber::EnvFilter;

@@ -1,9 +1,9 @@
 //! `ticketd reconcile`: when Redis comes back empty (or lost some categories), rebuild their
 //! counters and live holds from PostgreSQL. Also run at every start of the real stack.
 
-use shared::adapters::postgres::Postgres;
-use shared::adapters::redis::RedisStockStore;
-use shared::error::StoreError;
+use adapter_postgres::Postgres;
+use adapter_redis::RedisStockStore;
+use domain::error::StoreError;
 
 /// Restores every category of the catalogue that Redis does not have; returns how many.
 /// Categories Redis has are never touched, so this is safe while the stack serves.

@@ -4,16 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::Context;
-use shared::adapters::cached::CachedCatalogue;
-use shared::adapters::kafka::{KafkaEventSource, KafkaPublisher, KafkaSettings, ensure_topic};
-use shared::adapters::memory::{
-    Embedded, MemoryCatalogue, MemoryReservationStore, MemoryStockStore,
-};
-use shared::adapters::postgres::Postgres;
-use shared::adapters::redis::RedisStockStore;
-use shared::clock::SystemClock;
-use shared::contracts::EventSource;
+use adapter_kafka::{KafkaEventSource, KafkaPublisher, KafkaSettings, ensure_topic};
+use adapter_memory::CachedCatalogue;
+use adapter_memory::{Embedded, MemoryCatalogue, MemoryReservationStore, MemoryStockStore};
+use adapter_postgres::Postgres;
+use adapter_redis::RedisStockStore;
+use domain::Context;
+use domain::clock::SystemClock;
+use domain::contracts::EventSource;
 
 use crate::config::{FunctionName, Settings};
 use crate::reconcile::{connect, restore_missing};
@@ -68,7 +66,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
     )
     .await?;
     let (postgres, redis) = (Arc::new(postgres), Arc::new(redis));
-    shared::metrics::DB_POOL_SIZE.set(settings.stack.db_pool_size.into());
+    telemetry::DB_POOL_SIZE.set(settings.stack.db_pool_size.into());
     let restored = restore_missing(&postgres, &redis)
         .await
         .map_err(|err| format!("reconcile: {err}"))?;

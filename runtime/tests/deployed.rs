@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use auth::Jwt;
+use domain::Role;
+use domain::UserId;
 use futures_util::future::join_all;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use shared::auth::{Jwt, Role};
-use shared::domain::UserId;
 
 /// A client of the deployed API, signing its own tokens with the stack's secret.
 struct Api {

@@ -1,10 +1,10 @@
 //! `POST /events/{id}/ticket-category` (admin): adds a category to the catalogue and starts
 //! its stock, all of it available.
 
+use domain::Context;
+use domain::contracts::InsertCategoryError;
+use domain::{Category, CategoryName, EventId, PerUserLimit, Price, TotalStock};
 use serde::Deserialize;
-use shared::Context;
-use shared::contracts::InsertCategoryError;
-use shared::domain::{Category, CategoryName, EventId, PerUserLimit, Price, TotalStock};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,7 @@
 use add_ticket_category::{AddTicketCategory, add_ticket_category};
-use shared::contracts::InsertCategoryError;
-use shared::domain::{EventId, StockCounts};
-use shared::testkit::TestStack;
+use domain::contracts::InsertCategoryError;
+use domain::{EventId, StockCounts};
+use testkit::TestStack;
 
 fn parse(body: &str) -> AddTicketCategory {
     serde_json::from_str(body).unwrap()

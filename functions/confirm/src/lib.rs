@@ -1,11 +1,11 @@
 //! `POST /confirm` (user): the payment outcome. Paid turns the hold into a sale; not paid
 //! releases it. Only the owner may act, each hold ends once, and a repeat gets the same answer.
 
+use domain::Context;
+use domain::contracts::{ReservationChange, SettleError, Settlement};
+use domain::{ReservationId, UserId};
 use serde::Deserialize;
-use shared::Context;
-use shared::contracts::{ReservationChange, SettleError, Settlement};
-use shared::domain::{ReservationId, UserId};
-use shared::metrics::HOLD_OUTCOMES;
+use telemetry::HOLD_OUTCOMES;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,8 +1,8 @@
 use chrono::Duration;
 use confirm::{ConfirmInput, ConfirmRequest, confirm};
-use shared::contracts::SettleError;
-use shared::domain::{ReservationId, ReservationStatus, StockCounts};
-use shared::testkit::{TestStack, user};
+use domain::contracts::SettleError;
+use domain::{ReservationId, ReservationStatus, StockCounts};
+use testkit::{TestStack, user};
 
 fn input(user_name: &str, reservation_id: ReservationId, payment_ok: bool) -> ConfirmInput {
     ConfirmInput {
@@ -14,14 +14,14 @@ fn input(user_name: &str, reservation_id: ReservationId, payment_ok: bool) -> Co
     }
 }
 
-async fn setup() -> (TestStack, shared::domain::EventId, ReservationId) {
+async fn setup() -> (TestStack, domain::EventId, ReservationId) {
     let stack = TestStack::new(60);
     let (event_id, floor) = stack.category(10, None).await;
     let held = stack.hold(event_id, &floor, "ann", 2).await;
     (stack, event_id, held.id)
 }
 
-async fn counts(stack: &TestStack, event_id: shared::domain::EventId) -> StockCounts {
+async fn counts(stack: &TestStack, event_id: domain::EventId) -> StockCounts {
     stack.embedded.context.stock.counts(event_id).await.unwrap()[0].1
 }
 

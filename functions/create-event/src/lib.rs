@@ -1,10 +1,10 @@
 //! `POST /events` (admin): creates an event that categories can then be added to.
 
 use chrono::{DateTime, Utc};
+use domain::Context;
+use domain::error::StoreError;
+use domain::{Event, EventId, EventName, Venue, rfc3339};
 use serde::Deserialize;
-use shared::Context;
-use shared::domain::{Event, EventId, EventName, Venue, rfc3339};
-use shared::error::StoreError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

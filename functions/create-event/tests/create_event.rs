@@ -1,5 +1,5 @@
 use create_event::{CreateEvent, create_event};
-use shared::testkit::TestStack;
+use testkit::TestStack;
 
 fn parse(body: &str) -> Result<CreateEvent, serde_json::Error> {
     serde_json::from_str(body)

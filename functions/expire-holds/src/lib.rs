@@ -2,9 +2,9 @@
 //! The store expires each hold in one atomic step, so overlapping runs (or processes) never
 //! release the same hold twice.
 
-use shared::Context;
-use shared::error::StoreError;
-use shared::metrics::HOLD_OUTCOMES;
+use domain::Context;
+use domain::error::StoreError;
+use telemetry::HOLD_OUTCOMES;
 
 /// Holds expired per store call, so one call never holds the store for long.
 pub const BATCH: usize = 512;

@@ -1,7 +1,7 @@
 use chrono::Duration;
+use domain::{ReservationStatus, StockCounts};
 use expire_holds::{BATCH, expire_holds};
-use shared::domain::{ReservationStatus, StockCounts};
-use shared::testkit::TestStack;
+use testkit::TestStack;
 
 #[tokio::test]
 async fn holds_expire_at_their_deadline_and_only_once() {

@@ -1,9 +1,9 @@
 //! `GET /events/{id}/availability` (public): what is left, held and sold in each category.
 
+use domain::error::StoreError;
+use domain::{ApiError, Context};
+use domain::{CategoryName, EventId, Price};
 use serde::Serialize;
-use shared::domain::{CategoryName, EventId, Price};
-use shared::error::StoreError;
-use shared::{ApiError, Context};
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Availability {

@@ -1,7 +1,7 @@
+use domain::ErrorKind;
+use domain::EventId;
 use get_availability::get_availability;
-use shared::ErrorKind;
-use shared::domain::EventId;
-use shared::testkit::TestStack;
+use testkit::TestStack;
 
 #[tokio::test]
 async fn shows_the_counters_of_every_category() {

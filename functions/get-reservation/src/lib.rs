@@ -1,9 +1,9 @@
 //! `GET /reservations/{id}` (owner or admin): a reservation and its state.
 
-use shared::auth::{Caller, Role};
-use shared::domain::{Reservation, ReservationId};
-use shared::error::StoreError;
-use shared::{ApiError, Context};
+use domain::error::StoreError;
+use domain::{ApiError, Context};
+use domain::{Caller, Role};
+use domain::{Reservation, ReservationId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GetReservationError {

@@ -1,7 +1,7 @@
+use domain::ReservationId;
+use domain::{Caller, Role};
 use get_reservation::{GetReservationError, get_reservation};
-use shared::auth::{Caller, Role};
-use shared::domain::ReservationId;
-use shared::testkit::{TestStack, user};
+use testkit::{TestStack, user};
 
 fn caller(name: &str, role: Role) -> Caller {
     Caller {

@@ -1,10 +1,10 @@
 //! Stream-triggered: writes every reservation state change to the reservation store.
 //! Writes are idempotent upserts, so a redelivered batch changes nothing.
 
-use shared::Context;
-use shared::domain::ReservationEvent;
-use shared::error::StoreError;
-use shared::metrics::{EVENTS_PERSISTED, PERSIST_BATCH_SIZE, PERSIST_DURATION};
+use domain::Context;
+use domain::ReservationEvent;
+use domain::error::StoreError;
+use telemetry::{EVENTS_PERSISTED, PERSIST_BATCH_SIZE, PERSIST_DURATION};
 
 /// Stores a batch of events; the trigger acknowledges the batch only after this succeeds.
 pub async fn persist_reservations(

@@ -1,6 +1,6 @@
+use domain::{ReservationEvent, ReservationStatus};
 use persist_reservations::persist_reservations;
-use shared::domain::{ReservationEvent, ReservationStatus};
-use shared::testkit::TestStack;
+use testkit::TestStack;
 
 #[tokio::test]
 async fn redelivery_never_moves_a_reservation_back() {

@@ -1,11 +1,11 @@
 //! `POST /reserve` (user): holds tickets until a deadline, in one atomic step of the stock
 //! store. The hot path: one store call, nothing else awaited.
 
+use domain::Context;
+use domain::contracts::{HoldRequest, ReservationChange, ReserveError};
+use domain::{CategoryName, EventId, IdempotencyKey, Qty, UserId};
 use serde::Deserialize;
-use shared::Context;
-use shared::contracts::{HoldRequest, ReservationChange, ReserveError};
-use shared::domain::{CategoryName, EventId, IdempotencyKey, Qty, UserId};
-use shared::metrics::{FAILED_RESERVATIONS, RESERVATIONS};
+use telemetry::{FAILED_RESERVATIONS, RESERVATIONS};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use domain::contracts::ReserveError;
+use domain::{CategoryName, EventId, IdempotencyKey, Qty, ReservationStatus, StockCounts};
 use reserve::{ReserveInput, ReserveRequest, reserve};
-use shared::contracts::ReserveError;
-use shared::domain::{CategoryName, EventId, IdempotencyKey, Qty, ReservationStatus, StockCounts};
-use shared::testkit::{TestStack, user};
+use testkit::{TestStack, user};
 
 fn input(user_name: &str, event_id: EventId, category: &CategoryName, qty: i64) -> ReserveInput {
     ReserveInput {

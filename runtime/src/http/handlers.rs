@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use domain::{ApiError, Context};
+use domain::{EventId, IdempotencyKey, ReservationId};
 use http::StatusCode;
 use http::header::HeaderValue;
-use shared::domain::{EventId, IdempotencyKey, ReservationId};
-use shared::{ApiError, Context};
 
 use super::request::{Request, caller, json_body, path_id};
 use super::response::{Response, json, with_body};
@@ -79,7 +79,7 @@ pub async fn health(_: Arc<AppState>, _: Request) -> Result {
 }
 
 pub async fn metrics(_: Arc<AppState>, _: Request) -> Result {
-    let text = metrics::metrics().await;
-    let content_type = HeaderValue::from_static(metrics::CONTENT_TYPE);
+    let text = get_metrics::get_metrics().await;
+    let content_type = HeaderValue::from_static(get_metrics::CONTENT_TYPE);
     Ok(with_body(StatusCode::OK, content_type, text))
 }

@@ -1,11 +1,11 @@
 //! Reading what a function needs out of a request: the JSON body, the path id, the caller.
 
+use domain::Caller;
+use domain::{ApiError, ErrorKind};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
-use shared::auth::Caller;
-use shared::{ApiError, ErrorKind};
 
 pub type Request = http::Request<Incoming>;
 

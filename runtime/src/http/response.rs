@@ -1,11 +1,11 @@
 //! Response bodies, and the one mapping from an error's kind to an HTTP status.
 
 use bytes::Bytes;
+use domain::{ApiError, ErrorKind};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http_body_util::Full;
 use serde::Serialize;
-use shared::{ApiError, ErrorKind};
 
 pub type Response = http::Response<Full<Bytes>>;
 

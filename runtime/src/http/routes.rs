@@ -5,12 +5,13 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use auth::Jwt;
+use domain::Role;
+use domain::{ApiError, ErrorKind};
 use futures_util::future::{BoxFuture, Either};
 use http::Method;
 use http::header::{ALLOW, HeaderValue};
-use shared::auth::{Jwt, Role};
-use shared::metrics::HTTP_REQUESTS;
-use shared::{ApiError, ErrorKind};
+use telemetry::HTTP_REQUESTS;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use auth::{AuthError, Jwt};
+use domain::Role;
+use domain::{ApiError, ErrorKind};
 use http::header::AUTHORIZATION;
-use shared::auth::{AuthError, Jwt, Role};
-use shared::{ApiError, ErrorKind};
 use tower::BoxError;
 use tower::filter::{FilterLayer, Predicate};
 

@@ -4,8 +4,8 @@
 use std::convert::Infallible;
 use std::task::{Context, Poll, ready};
 
+use domain::{ApiError, ErrorKind};
 use futures_util::future::{BoxFuture, FutureExt};
-use shared::{ApiError, ErrorKind};
 use tower::load_shed::error::Overloaded;
 use tower::timeout::error::Elapsed;
 use tower::{BoxError, Layer, Service};

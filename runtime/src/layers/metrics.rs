@@ -7,7 +7,7 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 use http::Method;
 use prometheus::Histogram;
-use shared::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+use telemetry::{HTTP_DURATION, HTTP_REQUESTS};
 use tower::{Layer, Service};
 
 use crate::http::request::Request;

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::adapters::postgres::Postgres;
-use shared::adapters::redis::RedisStockStore;
-use shared::contracts::StockStore;
-use shared::metrics::{
+use adapter_postgres::Postgres;
+use adapter_redis::RedisStockStore;
+use domain::contracts::StockStore;
+use telemetry::{
     DB_OPEN_CONNECTIONS, LIVE_HOLDS, OUTBOX_BACKLOG, REDIS_MEMORY_BYTES, STOCK_INVARIANT_BROKEN,
     TICKETS,
 };

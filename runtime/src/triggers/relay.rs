@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::adapters::kafka::{KafkaPublisher, OutboxRecord};
-use shared::adapters::redis::RedisStockStore;
-use shared::error::StoreError;
+use adapter_kafka::{KafkaPublisher, OutboxRecord};
+use adapter_redis::RedisStockStore;
+use domain::error::StoreError;
 use tokio::sync::watch;
 
 /// Events read per category per round.

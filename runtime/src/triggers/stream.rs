@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use shared::Context;
-use shared::contracts::EventSource;
-use shared::domain::ReservationEvent;
+use domain::Context;
+use domain::ReservationEvent;
+use domain::contracts::EventSource;
 use tokio::sync::watch;
 
 const BATCH: usize = 500;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::Context;
+use domain::Context;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 

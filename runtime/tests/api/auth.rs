@@ -1,9 +1,10 @@
+use auth::Jwt;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::Role;
+use domain::UserId;
 use reqwest::StatusCode;
 use serde_json::json;
-use shared::auth::{Jwt, Role};
-use shared::domain::UserId;
 
 use crate::helpers::{Attacks, SECRET, TestApp, error_code, spawn_app};
 

@@ -1,6 +1,7 @@
 use std::process::Command;
 
-use shared::auth::{Jwt, Role};
+use auth::Jwt;
+use domain::Role;
 
 const TICKETD: &str = env!("CARGO_BIN_EXE_ticketd");
 
@@ -79,7 +80,7 @@ fn the_secret_never_reaches_the_logs() {
         let admin = Jwt::new(secret.as_bytes())
             .issue(
                 Role::Admin,
-                &shared::domain::UserId::parse("ops").unwrap(),
+                &domain::UserId::parse("ops").unwrap(),
                 std::time::Duration::from_secs(60),
             )
             .unwrap();

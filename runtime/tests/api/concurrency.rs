@@ -1,9 +1,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use domain::ReservationStatus;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use shared::domain::ReservationStatus;
 
 use crate::helpers::{body, spawn_app};
 

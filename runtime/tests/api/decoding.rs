@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use auth::Jwt;
+use domain::Role;
+use domain::{EventId, IdempotencyKey, MAX_QTY_PER_REQUEST, ReservationId, UserId};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use shared::auth::{Jwt, Role};
-use shared::domain::{EventId, IdempotencyKey, MAX_QTY_PER_REQUEST, ReservationId, UserId};
 
 fn qty_is_valid(qty: &Value) -> bool {
     qty.as_i64()

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
+use domain::ReservationStatus;
 use reqwest::StatusCode;
-use shared::domain::ReservationStatus;
 
 use crate::helpers::{body, error_code, settings, spawn_app_with};
 

@@ -2,11 +2,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use auth::Jwt;
+use domain::Role;
+use domain::contracts::StockStore;
+use domain::{CategoryName, EventId, StockCounts, UserId};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use shared::auth::{Jwt, Role};
-use shared::contracts::StockStore;
-use shared::domain::{CategoryName, EventId, StockCounts, UserId};
 use ticketd::config::Environment;
 use ticketd::{Running, Settings};
 

@@ -1,16 +1,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapter_kafka::{KafkaEventSource, KafkaPublisher, KafkaSettings, OutboxRecord, ensure_topic};
+use adapter_memory::Embedded;
+use adapter_postgres::Postgres;
 use chrono::{SubsecRound, Utc};
-use shared::Context;
-use shared::adapters::kafka::{
-    KafkaEventSource, KafkaPublisher, KafkaSettings, OutboxRecord, ensure_topic,
-};
-use shared::adapters::memory::Embedded;
-use shared::adapters::postgres::Postgres;
-use shared::clock::SystemClock;
-use shared::contracts::{EventSource, ReservationStore};
-use shared::domain::{
+use domain::Context;
+use domain::clock::SystemClock;
+use domain::contracts::{EventSource, ReservationStore};
+use domain::{
     CategoryName, EventId, Qty, Reservation, ReservationEvent, ReservationId, ReservationStatus,
     UserId,
 };

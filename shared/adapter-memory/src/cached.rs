@@ -1,0 +1,188 @@
+//! A catalogue that remembers what it read, for a short while, in front of another one.
+//!
+//! On an on-sale day availability is read far more often than anything else, and each read
+//! asked PostgreSQL twice (the event, its categories). Events never change once created and
+//! categories are only ever added, so a remembered answer can only lack what was added since:
+//! a category added through this process is seen at once, one added through another process
+//! (one container per function) within `ttl`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+
+use domain::contracts::{Catalogue, InsertCategoryError};
+use domain::error::StoreError;
+use domain::{Category, Event, EventId};
+
+/// How many events, and as many category lists, are remembered at most.
+const CAPACITY: u64 = 10_000;
+
+pub struct CachedCatalogue {
+    inner: Arc<dyn Catalogue>,
+    /// Only events found: one created a moment later must not stay unknown.
+    events: Cache<EventId, Event>,
+    categories: Cache<EventId, Arc<Vec<Category>>>,
+}
+
+impl CachedCatalogue {
+    pub fn new(inner: Arc<dyn Catalogue>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            events: cache(ttl),
+            categories: cache(ttl),
+        }
+    }
+}
+
+fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<EventId, V> {
+    Cache::builder()
+        .max_capacity(CAPACITY)
+        .time_to_live(ttl)
+        .build()
+}
+
+#[async_trait]
+impl Catalogue for CachedCatalogue {
+    async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
+        self.inner.insert_event(event).await
+    }
+
+    async fn event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+        if let Some(event) = self.events.get(&id).await {
+            return Ok(Some(event));
+        }
+        let event = self.inner.event(id).await?;
+        if let Some(event) = &event {
+            self.events.insert(id, event.clone()).await;
+        }
+        Ok(event)
+    }
+
+    async fn insert_category(&self, category: &Category) -> Result<(), InsertCategoryError> {
+        let inserted = self.inner.insert_category(category).await;
+        self.categories.invalidate(&category.event_id).await;
+        inserted
+    }
+
+    /// Concurrent misses for one event wait for a single read of the inner catalogue.
+    async fn categories(&self, event: EventId) -> Result<Vec<Category>, StoreError> {
+        let categories = self
+            .categories
+            .try_get_with(event, async {
+                self.inner.categories(event).await.map(Arc::new)
+            })
+            .await
+            .map_err(|err| StoreError(err.to_string()))?;
+        Ok(categories.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::MemoryCatalogue;
+    use domain::{CategoryName, EventName, Price, TotalStock};
+
+    /// A memory catalogue that counts how often its categories are read.
+    #[derive(Default)]
+    struct Counted {
+        inner: MemoryCatalogue,
+        category_reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Catalogue for Counted {
+        async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
+            self.inner.insert_event(event).await
+        }
+        async fn event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+            self.inner.event(id).await
+        }
+        async fn insert_category(&self, category: &Category) -> Result<(), InsertCategoryError> {
+            self.inner.insert_category(category).await
+        }
+        async fn categories(&self, event: EventId) -> Result<Vec<Category>, StoreError> {
+            self.category_reads.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.inner.categories(event).await
+        }
+    }
+
+    fn event() -> Event {
+        Event {
+            id: EventId::generate(),
+            name: EventName::parse("Night Show").unwrap(),
+            date: chrono::Utc::now(),
+            venue: None,
+        }
+    }
+
+    fn category(event: &Event, name: &str) -> Category {
+        Category {
+            event_id: event.id,
+            name: CategoryName::parse(name).unwrap(),
+            total_stock: TotalStock::new(10).unwrap(),
+            price: Price::from_cents(1000).unwrap(),
+            max_per_user: None,
+        }
+    }
+
+    fn names(categories: &[Category]) -> Vec<&str> {
+        categories.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_read_the_inner_catalogue_once() {
+        let inner = Arc::new(Counted::default());
+        let cached = Arc::new(CachedCatalogue::new(inner.clone(), Duration::from_secs(60)));
+        let show = event();
+        cached.insert_event(&show).await.unwrap();
+        cached
+            .insert_category(&category(&show, "Floor"))
+            .await
+            .unwrap();
+
+        let readers = (0..50).map(|_| {
+            let cached = cached.clone();
+            tokio::spawn(async move { cached.categories(show.id).await.unwrap() })
+        });
+        for read in futures_util::future::join_all(readers).await {
+            assert_eq!(names(&read.unwrap()), ["Floor"]);
+        }
+        assert_eq!(inner.category_reads.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn what_was_added_is_seen_here_at_once_and_elsewhere_within_the_ttl() {
+        let inner = Arc::new(MemoryCatalogue::default());
+        let cached = CachedCatalogue::new(inner.clone(), Duration::from_millis(200));
+        let show = event();
+
+        // An event unknown a moment ago is found as soon as it exists.
+        assert!(cached.event(show.id).await.unwrap().is_none());
+        inner.insert_event(&show).await.unwrap();
+        assert!(cached.event(show.id).await.unwrap().is_some());
+
+        cached
+            .insert_category(&category(&show, "Floor"))
+            .await
+            .unwrap();
+        assert_eq!(names(&cached.categories(show.id).await.unwrap()), ["Floor"]);
+
+        // Added by another process, straight into the shared catalogue.
+        inner
+            .insert_category(&category(&show, "Balcony"))
+            .await
+            .unwrap();
+        assert_eq!(names(&cached.categories(show.id).await.unwrap()), ["Floor"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            names(&cached.categories(show.id).await.unwrap()),
+            ["Floor", "Balcony"]
+        );
+    }
+}

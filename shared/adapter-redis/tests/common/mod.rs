@@ -1,0 +1,115 @@
+//! Helpers of the stock store tests: stores, categories and holds. Each test binary uses a
+//! part of them.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use adapter_memory::{MemoryStockStore, channel};
+use adapter_redis::RedisStockStore;
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use domain::contracts::{HoldRequest, SettleError, Settlement, StockStore};
+use domain::{
+    Category, CategoryName, EventId, IdempotencyKey, PerUserLimit, Price, Qty, Reservation,
+    ReservationId, StockCounts, TotalStock, UserId,
+};
+
+pub fn redis_url() -> String {
+    let server = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    format!("{server}/9")
+}
+
+/// A store on the tests' Redis database, which is emptied once per test binary before its
+/// first use: no relay trims the outboxes here, so earlier runs' entries would pile up.
+pub async fn redis() -> Arc<RedisStockStore> {
+    static EMPTIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    EMPTIED
+        .get_or_init(|| async {
+            let emptied: Result<(), _> = redis::cmd("FLUSHDB").query_async(&mut raw().await).await;
+            emptied.unwrap_or_else(|err| panic!("FLUSHDB on {}: {err}", redis_url()));
+        })
+        .await;
+    let url = redis_url();
+    let store = RedisStockStore::connect(&url).await;
+    Arc::new(store.unwrap_or_else(|err| panic!("Redis at {url} (infra/local-stack.sh): {err}")))
+}
+
+pub fn memory() -> Arc<dyn StockStore> {
+    Arc::new(MemoryStockStore::new(channel().0))
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+pub fn floor() -> CategoryName {
+    CategoryName::parse("Floor").unwrap()
+}
+
+pub async fn category(store: &dyn StockStore, total: u32, max_per_user: Option<u32>) -> Category {
+    let category = Category {
+        event_id: EventId::generate(),
+        name: floor(),
+        total_stock: TotalStock::new(total.into()).unwrap(),
+        price: Price::from_cents(1000).unwrap(),
+        max_per_user: max_per_user.map(|max| PerUserLimit::new(max.into()).unwrap()),
+    };
+    store.add_category(&category).await.unwrap();
+    category
+}
+
+pub fn hold(category: &Category, user_name: &str, qty: i64, lasts: Duration) -> HoldRequest {
+    let now = now();
+    HoldRequest {
+        event_id: category.event_id,
+        category: category.name.clone(),
+        user: user(user_name),
+        qty: Qty::new(qty).unwrap(),
+        idempotency_key: None,
+        rate_limit: None,
+        now,
+        expires_at: now + lasts,
+    }
+}
+
+pub fn keyed(mut request: HoldRequest, key: &str) -> HoldRequest {
+    request.idempotency_key = Some(IdempotencyKey::parse(key).unwrap());
+    request
+}
+
+pub async fn counts(store: &dyn StockStore, category: &Category) -> StockCounts {
+    let counts = store.counts(category.event_id).await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert!(counts[0].1.is_consistent(), "{:?}", counts[0].1);
+    counts[0].1
+}
+
+pub async fn held(
+    store: &dyn StockStore,
+    category: &Category,
+    user_name: &str,
+    qty: i64,
+) -> Reservation {
+    let request = hold(category, user_name, qty, Duration::minutes(10));
+    store.reserve(request).await.unwrap().reservation
+}
+
+pub async fn settle(
+    store: &dyn StockStore,
+    id: ReservationId,
+    user_name: &str,
+    settlement: Settlement,
+) -> Result<domain::contracts::ReservationChange, SettleError> {
+    store.settle(id, &user(user_name), settlement, now()).await
+}
+
+pub const TEN_MINUTES: Duration = Duration::minutes(10);
+
+/// A plain connection to the tests' Redis database, for what the adapter does not do.
+pub async fn raw() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis_url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}

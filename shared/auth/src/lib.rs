@@ -1,0 +1,206 @@
+//! HS256 JSON Web Tokens with two roles. Only HS256 is accepted: `alg: none` and every other
+//! algorithm are refused before the signature is looked at.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use domain::{Caller, Role, UserId};
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    iat: u64,
+    exp: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("invalid or expired token")]
+    Invalid,
+}
+
+/// Signs and verifies tokens with one shared secret. Deliberately not `Debug`: it holds the key.
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    /// Tokens already verified, by their exact text, with their `exp`: a fan sends the same
+    /// token with every request, and verifying it again was a tenth of the server's CPU.
+    verified: Mutex<HashMap<String, (Caller, u64)>>,
+}
+
+impl Jwt {
+    /// Clock skew tolerated on `exp` and `nbf`.
+    const LEEWAY_SECS: u64 = 5;
+    /// Past this many remembered tokens the cache starts over, which bounds its memory.
+    const MAX_VERIFIED: usize = 100_000;
+
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = Self::LEEWAY_SECS;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A token for `sub` with `role`, valid for `ttl` from now.
+    pub fn issue(&self, role: Role, sub: &UserId, ttl: Duration) -> Result<String, String> {
+        let iat = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: sub.as_str().to_owned(),
+            role,
+            iat,
+            exp: iat.saturating_add(ttl.as_secs()),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|err| format!("cannot sign token: {err}"))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// `verify` at `now` (seconds since the epoch). A remembered token is held to the same
+    /// expiry rule as a decoded one: valid until `exp` plus the leeway.
+    fn verify_at(&self, token: &str, now: u64) -> Result<Caller, AuthError> {
+        {
+            let mut remembered = self.remembered();
+            if let Some((caller, exp)) = remembered.get(token) {
+                if now <= exp.saturating_add(Self::LEEWAY_SECS) {
+                    return Ok(caller.clone());
+                }
+                remembered.remove(token);
+                return Err(AuthError::Invalid);
+            }
+        }
+        // We never look a key up, so a header that names one (kid, jku, jwk, x5u, x5c) or
+        // asks for extensions (crit) can only be an attempt to steer verification: refuse it.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+        let names_a_key = header.kid.is_some()
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some();
+        if names_a_key {
+            return Err(AuthError::Invalid);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| AuthError::Invalid)?;
+        let user = UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid)?;
+        let caller = Caller {
+            user,
+            role: data.claims.role,
+        };
+        let mut remembered = self.remembered();
+        if remembered.len() >= Self::MAX_VERIFIED {
+            remembered.clear();
+        }
+        remembered.insert(token.to_owned(), (caller.clone(), data.claims.exp));
+        Ok(caller)
+    }
+
+    fn remembered(&self) -> MutexGuard<'_, HashMap<String, (Caller, u64)>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Reads `Authorization: Bearer <token>` and verifies it.
+    pub fn verify_header(&self, authorization: Option<&[u8]>) -> Result<Caller, AuthError> {
+        let value = authorization.ok_or(AuthError::Missing)?;
+        let token = value
+            .strip_prefix(b"Bearer ")
+            .and_then(|token| std::str::from_utf8(token).ok())
+            .ok_or(AuthError::Invalid)?;
+        self.verify(token.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::parse("fan-1").unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_role() {
+        let jwt = Jwt::new(b"test-secret");
+        let token = jwt
+            .issue(Role::Admin, &user(), Duration::from_secs(60))
+            .unwrap();
+        let caller = jwt.verify(&token).unwrap();
+        assert_eq!(caller.role, Role::Admin);
+        assert_eq!(caller.user, user());
+    }
+
+    #[test]
+    fn another_secret_is_refused() {
+        let token = Jwt::new(b"one")
+            .issue(Role::User, &user(), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(Jwt::new(b"two").verify(&token), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn unsigned_tokens_are_refused() {
+        let jwt = Jwt::new(b"test-secret");
+        let token = jwt
+            .issue(Role::User, &user(), Duration::from_secs(60))
+            .unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        // {"alg":"none","typ":"JWT"}
+        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        assert_eq!(jwt.verify(&unsigned), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let jwt = Jwt::new(b"test-secret");
+        let token = jwt
+            .issue(Role::User, &user(), Duration::from_secs(60))
+            .unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        assert!(jwt.verify_at(&token, now).is_ok());
+        assert!(jwt.verify_at(&token, now + 60 + Jwt::LEEWAY_SECS).is_ok());
+        assert_eq!(
+            jwt.verify_at(&token, now + 61 + Jwt::LEEWAY_SECS + 1),
+            Err(AuthError::Invalid)
+        );
+        // Another byte is another token: nothing is taken from the cache for it.
+        let mut tampered = token.clone();
+        tampered.push('x');
+        assert_eq!(jwt.verify(&tampered), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn header_needs_the_bearer_scheme() {
+        let jwt = Jwt::new(b"test-secret");
+        let token = jwt
+            .issue(Role::User, &user(), Duration::from_secs(60))
+            .unwrap();
+        assert!(
+            jwt.verify_header(Some(format!("Bearer {token}").as_bytes()))
+                .is_ok()
+        );
+        assert_eq!(jwt.verify_header(None), Err(AuthError::Missing));
+        assert_eq!(
+            jwt.verify_header(Some(format!("Basic {token}").as_bytes())),
+            Err(AuthError::Invalid)
+        );
+    }
+}
