@@ -98,8 +98,24 @@ async fn run(
     let (stop_triggers, triggers_stopped) = watch::channel(false);
     let mut triggers = Vec::new();
     if settings.mounts(FunctionName::ExpireHolds) {
-        let expiring = triggers::timer::run_expire_holds(ctx.clone(), triggers_stopped.clone());
+        let expiring = triggers::timer::run_every(
+            "expire-holds",
+            triggers::timer::EXPIRE_HOLDS_EVERY,
+            ctx.clone(),
+            expire_holds::expire_holds,
+            triggers_stopped.clone(),
+        );
         triggers.push(tokio::spawn(expiring));
+    }
+    if settings.mounts(FunctionName::ForgetFinishedHolds) {
+        let forgetting = triggers::timer::run_every(
+            "forget-finished-holds",
+            triggers::timer::FORGET_FINISHED_HOLDS_EVERY,
+            ctx.clone(),
+            forget_finished_holds::forget_finished_holds,
+            triggers_stopped.clone(),
+        );
+        triggers.push(tokio::spawn(forgetting));
     }
     if let Some((redis, kafka)) = relay {
         let relaying = triggers::relay::run_outbox_relay(redis, kafka, triggers_stopped.clone());

@@ -34,8 +34,8 @@ pub struct Settings {
     pub reservation_ttl: u32,
 
     /// Functions to mount, comma-separated [default: all]. `health` and `metrics` are always
-    /// mounted; `expire-holds`, `persist-reservations` and `relay-outbox` are the timer, the
-    /// stream consumer and the outbox relay.
+    /// mounted; `expire-holds` and `forget-finished-holds` are timers, `persist-reservations`
+    /// the stream consumer and `relay-outbox` the outbox relay.
     #[arg(long, env = "FUNCTIONS", value_delimiter = ',')]
     pub functions: Option<Vec<FunctionName>>,
 
@@ -67,6 +67,12 @@ pub struct Settings {
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    /// How long a finished hold (confirmed, cancelled, expired) stays in the stock store once
+    /// the reservation store has it; after that every answer about it comes from there.
+    #[arg(long, env = "FINISHED_HOLD_RETENTION", default_value = "15m",
+          value_parser = humantime::parse_duration)]
+    pub finished_hold_retention: Duration,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 16 * 1024)]
     pub body_limit: usize,
@@ -79,9 +85,9 @@ pub struct Settings {
 /// embedded default); with any of them, all three are required.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StackSettings {
-    /// Redis holding stock and holds, e.g. redis://127.0.0.1:6379.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
+    /// Redis holding stock and holds, e.g. redis://127.0.0.1:6379 (may carry a password).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
 
     /// PostgreSQL holding the catalogue and the reservations, e.g.
     /// postgres://postgres@127.0.0.1:5432/ticketd.
@@ -106,6 +112,17 @@ pub struct StackSettings {
     pub db_pool_size: u32,
 }
 
+impl StackSettings {
+    /// Where the reservation stream is, on `brokers`.
+    pub fn kafka_settings(&self, brokers: &str) -> adapter_kafka::KafkaSettings {
+        adapter_kafka::KafkaSettings {
+            brokers: brokers.to_owned(),
+            topic: self.kafka_topic.clone(),
+            group: self.kafka_group.clone(),
+        }
+    }
+}
+
 /// The three services of the real stack, all given.
 pub struct RealStack<'a> {
     pub redis_url: &'a str,
@@ -119,7 +136,7 @@ impl StackSettings {
         match (&self.redis_url, &self.database_url, &self.kafka_brokers) {
             (None, None, None) => Ok(None),
             (Some(redis_url), Some(database_url), Some(kafka_brokers)) => Ok(Some(RealStack {
-                redis_url,
+                redis_url: redis_url.expose(),
                 database_url: database_url.expose(),
                 kafka_brokers,
             })),
@@ -181,6 +198,7 @@ impl Settings {
     /// Checks what clap cannot check alone; the message names the variable to fix.
     pub fn validate(&self) -> Result<(), String> {
         self.stack.real()?;
+        self.finished_hold_retention()?;
         if self.environment == Environment::Production {
             match self.jwt_secret.as_ref().map(Secret::expose) {
                 None | Some(DEV_SECRET) => {
@@ -215,6 +233,11 @@ impl Settings {
         })
     }
 
+    pub fn finished_hold_retention(&self) -> Result<chrono::Duration, String> {
+        chrono::Duration::from_std(self.finished_hold_retention)
+            .map_err(|_| "FINISHED_HOLD_RETENTION is too long".to_owned())
+    }
+
     pub fn jwt_secret(&self) -> &str {
         self.jwt_secret.as_ref().map_or(DEV_SECRET, Secret::expose)
     }
@@ -230,6 +253,8 @@ pub enum FunctionName {
     Confirm,
     GetReservation,
     ExpireHolds,
+    /// Drops finished holds from the stock store once stored (a timer).
+    ForgetFinishedHolds,
     PersistReservations,
     /// Moves events from the Redis outbox to Kafka (real stack only).
     RelayOutbox,

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use domain::Role;
 use domain::UserId;
 use ticketd::Settings;
-use ticketd::config::{DEV_SECRET, MIN_SECRET_BYTES};
+use ticketd::config::{DEV_SECRET, MIN_SECRET_BYTES, StackSettings};
 use tracing_subscriber::EnvFilter;
 
 /// Concert ticket booking backend: serverless-style functions on a small hyper + tower runtime.
@@ -32,19 +32,17 @@ enum Command {
     Serve(Settings),
     /// Print a signed HS256 token, alone on stdout.
     Token(TokenArgs),
-    /// Rebuild, from PostgreSQL, every category Redis is missing (after Redis lost its data).
-    /// Categories Redis has are left alone, so it is safe while the stack serves.
+    /// Rebuild, from PostgreSQL, every category Redis is missing or has broken (after Redis
+    /// lost data). PostgreSQL is first brought up to date from the Redis outboxes and Kafka;
+    /// if it cannot be, nothing is rebuilt. Sound categories are left alone, so it is safe
+    /// while the stack serves.
     Reconcile(ReconcileArgs),
 }
 
 #[derive(clap::Args)]
 struct ReconcileArgs {
-    /// Redis holding stock and holds.
-    #[arg(long, env = "REDIS_URL")]
-    redis_url: String,
-    /// PostgreSQL holding the catalogue and the reservations.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    #[command(flatten)]
+    stack: StackSettings,
 }
 
 #[derive(clap::Args)]
@@ -75,9 +73,8 @@ fn main() -> ExitCode {
 
 fn reconcile(args: ReconcileArgs) -> ExitCode {
     init_logging();
-    let restored = tokio_runtime().and_then(|runtime| {
-        runtime.block_on(ticketd::reconcile(&args.redis_url, &args.database_url))
-    });
+    let restored =
+        tokio_runtime().and_then(|runtime| runtime.block_on(ticketd::reconcile(&args.stack)));
     match restored {
         Ok(restored) => {
             println!("restored {restored} categories from PostgreSQL");

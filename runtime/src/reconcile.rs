@@ -1,29 +1,86 @@
-//! `ticketd reconcile`: when Redis comes back empty (or lost some categories), rebuild their
-//! counters and live holds from PostgreSQL. Also run at every start of the real stack.
+//! `ticketd reconcile`: when Redis lost categories (or broke their counters), rebuild them
+//! from PostgreSQL. Also run at every start of the real stack.
+//!
+//! PostgreSQL may be behind: the persist consumer lags, the relay has not sent everything.
+//! A confirmation that only Redis and Kafka knew would come back as a live hold, expire, and
+//! its tickets be sold again. So nothing is rebuilt before PostgreSQL has every event still
+//! in the Redis outboxes and every event Kafka holds past the persist group's offsets; when
+//! either cannot be read, reconcile refuses.
 
+use adapter_kafka::{KafkaSettings, unconsumed_events};
 use adapter_postgres::Postgres;
-use adapter_redis::RedisStockStore;
+use adapter_redis::{RedisStockStore, StockState};
+use domain::ReservationEvent;
+use domain::contracts::ReservationStore;
 use domain::error::StoreError;
 
-/// Restores every category of the catalogue that Redis does not have; returns how many.
-/// Categories Redis has are never touched, so this is safe while the stack serves.
+/// Events written to PostgreSQL per statement while catching up.
+const APPLY_BATCH: usize = 1000;
+
+/// Rebuilds every category of the catalogue whose stock Redis is missing or has broken;
+/// returns how many. Sound categories are never touched, so this is safe while the stack
+/// serves (the scripts refuse to act on a missing stock meanwhile).
 pub async fn restore_missing(
     postgres: &Postgres,
     redis: &RedisStockStore,
+    kafka: &KafkaSettings,
 ) -> Result<usize, StoreError> {
-    let mut restored = 0;
+    let mut unsound = Vec::new();
     for category in postgres.all_categories().await? {
-        if redis.has_category(&category).await? {
-            continue;
+        match redis.stock_state(&category).await? {
+            StockState::Sound => {}
+            state => unsound.push((category, state)),
         }
+    }
+    if unsound.is_empty() {
+        return Ok(0);
+    }
+    catch_up(postgres, redis, kafka).await.map_err(|err| {
+        StoreError(format!(
+            "refusing to rebuild {} categories: PostgreSQL cannot be brought up to date: {err}",
+            unsound.len()
+        ))
+    })?;
+    let mut restored = 0;
+    for (category, state) in unsound {
         let reservations = postgres
             .reservations_of(category.event_id, &category.name)
             .await?;
-        if redis.restore_category(&category, &reservations).await? {
+        let replace = state == StockState::Broken;
+        if redis
+            .restore_category(&category, &reservations, replace)
+            .await?
+        {
             restored += 1;
         }
     }
     Ok(restored)
+}
+
+/// Applies to PostgreSQL what it may not have yet; applying is idempotent, so events it
+/// already has change nothing.
+async fn catch_up(
+    postgres: &Postgres,
+    redis: &RedisStockStore,
+    kafka: &KafkaSettings,
+) -> Result<(), StoreError> {
+    let outbox = redis.outbox_events().await?;
+    apply(postgres, &outbox).await?;
+    let unconsumed = unconsumed_events(kafka).await?;
+    apply(postgres, &unconsumed).await?;
+    tracing::info!(
+        outbox = outbox.len(),
+        kafka = unconsumed.len(),
+        "PostgreSQL brought up to date before rebuilding"
+    );
+    Ok(())
+}
+
+async fn apply(postgres: &Postgres, events: &[ReservationEvent]) -> Result<(), StoreError> {
+    for batch in events.chunks(APPLY_BATCH) {
+        postgres.apply(batch).await?;
+    }
+    Ok(())
 }
 
 /// Connects to PostgreSQL (applying its migrations) and Redis, naming the setting that failed.
@@ -45,10 +102,13 @@ pub async fn connect(
     Ok((postgres, redis))
 }
 
-/// The `reconcile` command: connects to both, restores, reports.
-pub async fn reconcile(redis_url: &str, database_url: &str) -> Result<usize, String> {
-    let (postgres, redis) = connect(redis_url, database_url, 2).await?;
-    restore_missing(&postgres, &redis)
+/// The `reconcile` command: connects to the three, restores, reports.
+pub async fn reconcile(stack: &crate::config::StackSettings) -> Result<usize, String> {
+    let real = stack
+        .real()?
+        .ok_or("reconcile needs REDIS_URL, DATABASE_URL and KAFKA_BROKERS")?;
+    let (postgres, redis) = connect(real.redis_url, real.database_url, 2).await?;
+    restore_missing(&postgres, &redis, &stack.kafka_settings(real.kafka_brokers))
         .await
         .map_err(|err| format!("reconcile: {err}"))
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapter_kafka::{KafkaEventSource, KafkaPublisher, KafkaSettings, ensure_topic};
+use adapter_kafka::{KafkaEventSource, KafkaPublisher, ensure_topic};
 use adapter_memory::CachedCatalogue;
 use adapter_memory::{Embedded, MemoryCatalogue, MemoryReservationStore, MemoryStockStore};
 use adapter_postgres::Postgres;
@@ -42,9 +42,11 @@ pub struct MemoryStores {
 
 pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
     let ttl = chrono::Duration::seconds(settings.reservation_ttl.into());
+    let retention = settings.finished_hold_retention()?;
     let Some(real) = settings.stack.real()? else {
         let mut embedded = Embedded::new(Arc::new(SystemClock), ttl);
         embedded.context.reserve_rate_limit = settings.reserve_rate_limit();
+        embedded.context.finished_hold_retention = retention;
         let persists = settings.mounts(FunctionName::PersistReservations);
         return Ok(Stack {
             context: embedded.context,
@@ -67,7 +69,8 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
     .await?;
     let (postgres, redis) = (Arc::new(postgres), Arc::new(redis));
     telemetry::DB_POOL_SIZE.set(settings.stack.db_pool_size.into());
-    let restored = restore_missing(&postgres, &redis)
+    let kafka = settings.stack.kafka_settings(real.kafka_brokers);
+    let restored = restore_missing(&postgres, &redis, &kafka)
         .await
         .map_err(|err| format!("reconcile: {err}"))?;
     if restored > 0 {
@@ -77,11 +80,6 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
         );
     }
 
-    let kafka = KafkaSettings {
-        brokers: real.kafka_brokers.to_owned(),
-        topic: settings.stack.kafka_topic.clone(),
-        group: settings.stack.kafka_group.clone(),
-    };
     let kafka_error = |err| format!("KAFKA_BROKERS: {err}");
     ensure_topic(&kafka, PARTITIONS)
         .await
@@ -107,6 +105,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
             clock: Arc::new(SystemClock),
             reservation_ttl: ttl,
             reserve_rate_limit: settings.reserve_rate_limit(),
+            finished_hold_retention: retention,
         },
         events,
         relay,

@@ -3,7 +3,8 @@
 
 use domain::Context;
 use domain::contracts::{ReservationChange, SettleError, Settlement};
-use domain::{ReservationId, UserId};
+use domain::error::StoreError;
+use domain::{ReservationId, ReservationStatus, UserId};
 use serde::Deserialize;
 use telemetry::HOLD_OUTCOMES;
 
@@ -26,19 +27,47 @@ pub async fn confirm(ctx: &Context, input: ConfirmInput) -> Result<ReservationCh
     } else {
         Settlement::Cancel
     };
-    let change = ctx
+    let id = input.request.reservation_id;
+    let change = match ctx
         .stock
-        .settle(
-            input.request.reservation_id,
-            &input.user,
-            settlement,
-            ctx.clock.now(),
-        )
-        .await?;
+        .settle(id, &input.user, settlement, ctx.clock.now())
+        .await
+    {
+        Err(SettleError::NotFound) => settled_earlier(ctx, id, &input.user, settlement).await?,
+        settled => settled?,
+    };
     if change.changed {
         HOLD_OUTCOMES
             .with_label_values(&[change.reservation.status.as_str()])
             .inc();
     }
     Ok(change)
+}
+
+/// The answer for a hold the stock store no longer keeps (it forgets finished holds once
+/// they are stored): the same as it gave while it had it, from the reservation store.
+async fn settled_earlier(
+    ctx: &Context,
+    id: ReservationId,
+    user: &UserId,
+    settlement: Settlement,
+) -> Result<ReservationChange, SettleError> {
+    let stored = ctx.reservations.get(id).await?;
+    let reservation = stored
+        .filter(|reservation| reservation.user_id == *user)
+        .ok_or(SettleError::NotFound)?;
+    match reservation.status {
+        status if status == settlement.status() => Ok(ReservationChange {
+            reservation,
+            changed: false,
+        }),
+        ReservationStatus::Expired => Err(SettleError::Expired),
+        // Stored as live but not in the stock store: the stock store lost it, and only
+        // reconcile can say what became of it.
+        ReservationStatus::Held => Err(StoreError(format!(
+            "reservation {id} is stored as held but the stock store does not have it"
+        ))
+        .into()),
+        status => Err(SettleError::AlreadyFinal(status)),
+    }
 }

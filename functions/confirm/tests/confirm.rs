@@ -1,7 +1,7 @@
 use chrono::Duration;
 use confirm::{ConfirmInput, ConfirmRequest, confirm};
 use domain::contracts::SettleError;
-use domain::{ReservationId, ReservationStatus, StockCounts};
+use domain::{ReservationEvent, ReservationId, ReservationStatus, StockCounts};
 use testkit::{TestStack, user};
 
 fn input(user_name: &str, reservation_id: ReservationId, payment_ok: bool) -> ConfirmInput {
@@ -22,7 +22,7 @@ async fn setup() -> (TestStack, domain::EventId, ReservationId) {
 }
 
 async fn counts(stack: &TestStack, event_id: domain::EventId) -> StockCounts {
-    stack.embedded.context.stock.counts(event_id).await.unwrap()[0].1
+    stack.counts(event_id).await
 }
 
 #[tokio::test]
@@ -97,4 +97,30 @@ async fn a_hold_past_its_deadline_cannot_be_confirmed() {
 
     assert!(matches!(late, Err(SettleError::Expired)));
     assert_eq!(counts(&stack, event_id).await.sold, 0);
+}
+
+#[tokio::test]
+async fn a_repeat_gets_the_same_answer_once_the_stock_store_forgot_the_hold() {
+    let (stack, _, id) = setup().await;
+    let ctx = &stack.embedded.context;
+    let first = confirm(ctx, input("ann", id, true)).await.unwrap();
+    ctx.reservations
+        .apply(&[ReservationEvent::of(&first.reservation)])
+        .await
+        .unwrap();
+    assert_eq!(ctx.stock.forget_holds(&[id]).await.unwrap(), 1);
+    assert_eq!(ctx.stock.reservation(id).await.unwrap(), None);
+
+    let repeat = confirm(ctx, input("ann", id, true)).await.unwrap();
+    assert_eq!(
+        (repeat.changed, repeat.reservation),
+        (false, first.reservation)
+    );
+    let cancel = confirm(ctx, input("ann", id, false)).await;
+    assert!(matches!(
+        cancel,
+        Err(SettleError::AlreadyFinal(ReservationStatus::Confirmed))
+    ));
+    let stranger = confirm(ctx, input("bob", id, true)).await;
+    assert!(matches!(stranger, Err(SettleError::NotFound)));
 }

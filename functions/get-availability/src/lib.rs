@@ -26,7 +26,8 @@ pub async fn get_availability(ctx: &Context, event_id: EventId) -> Result<Availa
         return Err(ApiError::not_found("event_not_found", "no such event"));
     }
     let categories = ctx.catalogue.categories(event_id).await?;
-    let counts = ctx.stock.counts(event_id).await?;
+    let names: Vec<CategoryName> = categories.iter().map(|c| c.name.clone()).collect();
+    let counts = ctx.stock.counts(event_id, &names).await?;
     let categories = categories
         .into_iter()
         .map(|category| {

@@ -1,5 +1,7 @@
 //! Stream-triggered: writes every reservation state change to the reservation store.
-//! Writes are idempotent upserts, so a redelivered batch changes nothing.
+//! Writes are idempotent upserts, so a redelivered batch changes nothing. The stream hands
+//! over only events of a version this build reads: one it cannot read stops its partition
+//! there (see the Kafka source), it is never skipped.
 
 use domain::Context;
 use domain::ReservationEvent;
@@ -11,21 +13,10 @@ pub async fn persist_reservations(
     ctx: &Context,
     events: &[ReservationEvent],
 ) -> Result<(), StoreError> {
-    let (known, unknown): (Vec<_>, Vec<_>) = events
-        .iter()
-        .cloned()
-        .partition(|event| event.version == ReservationEvent::VERSION);
-    if !unknown.is_empty() {
-        // A newer producer: skipping is safe only because the stock store stays authoritative.
-        tracing::warn!(
-            count = unknown.len(),
-            "skipped events of an unknown version"
-        );
-    }
     let started = std::time::Instant::now();
-    ctx.reservations.apply(&known).await?;
+    ctx.reservations.apply(events).await?;
     PERSIST_DURATION.observe(started.elapsed().as_secs_f64());
-    PERSIST_BATCH_SIZE.observe(known.len() as f64);
-    EVENTS_PERSISTED.inc_by(known.len() as u64);
+    PERSIST_BATCH_SIZE.observe(events.len() as f64);
+    EVENTS_PERSISTED.inc_by(events.len() as u64);
     Ok(())
 }

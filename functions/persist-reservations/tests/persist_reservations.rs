@@ -48,17 +48,3 @@ async fn a_final_state_seen_first_is_kept() {
         ReservationStatus::Expired
     );
 }
-
-#[tokio::test]
-async fn events_of_an_unknown_version_are_skipped() {
-    let stack = TestStack::new(60);
-    let (event_id, floor) = stack.category(10, None).await;
-    let mut future = ReservationEvent::of(&stack.hold(event_id, &floor, "ann", 1).await);
-    future.version = 99;
-
-    persist_reservations(&stack.embedded.context, &[future])
-        .await
-        .unwrap();
-
-    assert!(stack.embedded.reservations.all().is_empty());
-}

@@ -1,12 +1,16 @@
 //! Refreshes the gauges: every category's tickets by state, live holds and the stock
-//! invariant, in every mode; on the real stack also Redis memory, the outbox backlog and the PostgreSQL pool.
+//! invariant, in every mode; on the real stack also Redis memory, the outbox backlog and the
+//! PostgreSQL pool. Only categories that changed since the last round are read, so the cost
+//! follows the sale, not the number of categories ever created.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_postgres::Postgres;
 use adapter_redis::RedisStockStore;
-use domain::contracts::StockStore;
+use domain::contracts::{CategorySale, StockStore};
+use domain::{CategoryName, EventId};
 use telemetry::{
     DB_OPEN_CONNECTIONS, LIVE_HOLDS, OUTBOX_BACKLOG, REDIS_MEMORY_BYTES, STOCK_INVARIANT_BROKEN,
     TICKETS,
@@ -20,8 +24,9 @@ pub async fn run_gauges(
     services: Option<(Arc<RedisStockStore>, Arc<Postgres>)>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut sale = SaleGauges::default();
     loop {
-        sale(&*stock).await;
+        sale.refresh(&*stock).await;
         if let Some((redis, postgres)) = &services {
             service_health(redis, postgres).await;
         }
@@ -32,14 +37,37 @@ pub async fn run_gauges(
     }
 }
 
-async fn sale(stock: &dyn StockStore) {
-    let all = match stock.all_counts().await {
-        Ok(all) => all,
-        Err(err) => return tracing::debug!(%err, "ticket gauges"),
-    };
-    let mut broken = 0;
-    for (event, category, counts) in all {
-        let event = event.to_string();
+/// What the sale gauges were last set from.
+#[derive(Default)]
+struct SaleGauges {
+    /// The stock store's mark: categories changed since it are read next.
+    since: u64,
+    /// Whether each category's stock invariant holds, as last read.
+    consistent: HashMap<(EventId, CategoryName), bool>,
+}
+
+impl SaleGauges {
+    async fn refresh(&mut self, stock: &dyn StockStore) {
+        let changes = match stock.sale_changes(self.since).await {
+            Ok(changes) => changes,
+            Err(err) => return tracing::debug!(%err, "sale gauges"),
+        };
+        for category in &changes.categories {
+            set_category(category);
+            let key = (category.event_id, category.name.clone());
+            self.consistent.insert(key, category.is_consistent());
+        }
+        let broken = self.consistent.values().filter(|sound| !**sound).count();
+        STOCK_INVARIANT_BROKEN.set(i64::try_from(broken).unwrap_or(i64::MAX));
+        self.since = changes.next;
+    }
+}
+
+/// A category whose counters cannot be read keeps its last ticket counts (it counts as
+/// broken in `stock_invariant_broken`).
+fn set_category(category: &CategorySale) {
+    let (name, event) = (category.name.as_str(), category.event_id.to_string());
+    if let Some(counts) = category.counts {
         let states = [
             ("total", counts.total),
             ("available", counts.available),
@@ -48,25 +76,13 @@ async fn sale(stock: &dyn StockStore) {
         ];
         for (state, tickets) in states {
             TICKETS
-                .with_label_values(&[category.as_str(), event.as_str(), state])
+                .with_label_values(&[name, event.as_str(), state])
                 .set(tickets.into());
         }
-        if !counts.is_consistent() {
-            broken += 1;
-        }
     }
-    STOCK_INVARIANT_BROKEN.set(broken);
-
-    match stock.live_holds().await {
-        Ok(all) => {
-            for (event, category, holds) in all {
-                LIVE_HOLDS
-                    .with_label_values(&[category.as_str(), &event.to_string()])
-                    .set(holds.into());
-            }
-        }
-        Err(err) => tracing::debug!(%err, "live holds gauge"),
-    }
+    LIVE_HOLDS
+        .with_label_values(&[name, event.as_str()])
+        .set(category.live_holds.into());
 }
 
 async fn service_health(redis: &RedisStockStore, postgres: &Postgres) {

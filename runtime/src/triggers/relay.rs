@@ -11,10 +11,13 @@ use adapter_redis::RedisStockStore;
 use domain::error::StoreError;
 use tokio::sync::watch;
 
-/// Events read per category per round.
+/// Events read per shard per round.
 const BATCH: usize = 500;
-/// Pause when the outbox is empty.
+/// Pause after the first empty round; it doubles while the outbox stays empty, up to
+/// `IDLE_MAX`, so an idle relay costs Redis a few commands a second, and the first event
+/// after a lull waits at most that long.
 const IDLE: Duration = Duration::from_millis(25);
+const IDLE_MAX: Duration = Duration::from_millis(200);
 /// Pause after a failure (Kafka or Redis down).
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// On stop, how many rounds may still flush the outbox.
@@ -25,10 +28,18 @@ pub async fn run_outbox_relay(
     kafka: KafkaPublisher,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut idle = IDLE;
     loop {
         let pause = match relay_once(&redis, &kafka).await {
-            Ok(0) => IDLE,
-            Ok(_) => Duration::ZERO,
+            Ok(0) => {
+                let pause = idle;
+                idle = (idle * 2).min(IDLE_MAX);
+                pause
+            }
+            Ok(_) => {
+                idle = IDLE;
+                Duration::ZERO
+            }
             Err(err) => {
                 tracing::warn!(%err, "outbox relay: will retry; events wait in Redis");
                 RETRY_AFTER

@@ -6,6 +6,7 @@ use std::time::Duration;
 use domain::Context;
 use domain::ReservationEvent;
 use domain::contracts::EventSource;
+use telemetry::PERSIST_RETRYING;
 use tokio::sync::watch;
 
 const BATCH: usize = 500;
@@ -45,12 +46,15 @@ pub async fn run_persist_reservations(
     }
 }
 
-/// Stores `batch`, retrying until it is stored: an unstored event is never acknowledged.
+/// Stores `batch`, retrying until it is stored: an unstored event is never acknowledged,
+/// and `persist_retrying` says so while it lasts (an alert watches it).
 async fn persist(ctx: &Context, source: &mut dyn EventSource, batch: &[ReservationEvent]) {
     while let Err(err) = persist_reservations::persist_reservations(ctx, batch).await {
+        PERSIST_RETRYING.set(1);
         tracing::warn!(%err, events = batch.len(), "persisting failed; retrying");
         tokio::time::sleep(RETRY_AFTER).await;
     }
+    PERSIST_RETRYING.set(0);
     if let Err(err) = source.commit().await {
         // The batch is stored; redelivery after this failure is harmless (upserts).
         tracing::warn!(%err, "acknowledging a stored batch failed");

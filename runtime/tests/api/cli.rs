@@ -41,12 +41,32 @@ fn help_documents_the_environment() {
         "RESERVATION_TTL",
         "FUNCTIONS",
         "MAX_IN_FLIGHT",
+        "FINISHED_HOLD_RETENTION",
     ] {
         assert!(
             help.contains(variable),
             "--help does not mention {variable}"
         );
     }
+}
+
+/// URLs may carry passwords: set in the environment, `--help` names them but never shows
+/// their values.
+#[test]
+fn help_never_shows_a_url_with_its_password() {
+    let password = "s3cret-in-a-url";
+    let output = Command::new(TICKETD)
+        .arg("--help")
+        .env("REDIS_URL", format!("redis://:{password}@127.0.0.1:6379"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://u:{password}@127.0.0.1/x"),
+        )
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("REDIS_URL") && help.contains("DATABASE_URL"));
+    assert!(!help.contains(password), "--help shows a password");
 }
 
 /// With every log line on (trace), a served session never prints the JWT secret.

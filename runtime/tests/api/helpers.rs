@@ -37,6 +37,7 @@ pub fn settings() -> Settings {
         reserve_burst: 10,
         request_timeout: Duration::from_secs(10),
         body_limit: 16 * 1024,
+        finished_hold_retention: Duration::from_secs(15 * 60),
         stack: Default::default(),
     }
 }
@@ -238,12 +239,13 @@ pub struct Snapshot {
 impl Snapshot {
     pub async fn of(app: &TestApp) -> Self {
         let memory = app.memory();
-        let stock = memory.stock.all_counts().await.expect("memory stock");
+        let sale = memory.stock.sale_changes(0).await.expect("memory stock");
         Snapshot {
             events: memory.catalogue.event_count(),
-            stock: stock
+            stock: sale
+                .categories
                 .into_iter()
-                .map(|(event, name, counts)| ((event, name), counts))
+                .filter_map(|category| Some(((category.event_id, category.name), category.counts?)))
                 .collect(),
         }
     }

@@ -24,7 +24,14 @@ impl Process {
             .env("JWT_SECRET", SECRET)
             .env("RESERVATION_TTL", settings.reservation_ttl.to_string())
             .env("MAX_IN_FLIGHT", settings.max_in_flight.to_string())
-            .env("REDIS_URL", stack.redis_url.as_deref().unwrap_or_default())
+            .env(
+                "REDIS_URL",
+                stack
+                    .redis_url
+                    .as_ref()
+                    .map(|url| url.expose())
+                    .unwrap_or_default(),
+            )
             .env(
                 "DATABASE_URL",
                 stack.database_url.as_ref().map_or("", |url| url.expose()),

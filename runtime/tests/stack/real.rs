@@ -80,7 +80,7 @@ pub async fn stack(redis_db: u8, test: &str) -> TestStack {
     let topic = format!("reservations-{test}-{run}");
     let settings = Settings {
         stack: StackSettings {
-            redis_url: Some(redis_url),
+            redis_url: Some(redis_url.into()),
             database_url: Some(format!("{server}/{database}").into()),
             kafka_brokers: Some(kafka_brokers()),
             kafka_group: format!("{topic}-persist"),

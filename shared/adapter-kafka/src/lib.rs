@@ -6,9 +6,11 @@
 //! - [`KafkaEventSource`]: the [`EventSource`](domain::contracts::EventSource) of the persist
 //!   trigger; offsets are committed only when the caller says the batch is stored.
 //! - [`ensure_topic`]: creates the topic at start-up.
+//! - [`unconsumed_events`]: what the persist group has not stored yet, for reconcile.
 
 mod publisher;
 mod source;
+mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +21,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use domain::ReservationEvent;
 use domain::error::StoreError;
 
 pub use publisher::{KafkaPublisher, OutboxRecord};
 pub use source::KafkaEventSource;
+pub use tail::unconsumed_events;
 
 /// How long one call waits for the broker before it gives up: a down broker must turn into an
 /// error the caller can retry, never a call that hangs.
@@ -97,4 +101,36 @@ pub async fn ensure_topic(settings: &KafkaSettings, partitions: i32) -> Result<(
 /// A Kafka failure as a store failure, saying what was being done.
 fn kafka_error(doing: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError(format!("kafka: {doing}: {err}"))
+}
+
+/// What a record of the reservation topic holds.
+enum Record {
+    Event(ReservationEvent),
+    /// An event of a version this build cannot read (a newer producer): it must not be
+    /// skipped, only waited for by a consumer that reads it.
+    UnknownVersion(u16),
+    /// Not a reservation event at all (not JSON, no version).
+    Unreadable(String),
+}
+
+/// Reads the version first, so an event of another version is told from garbage even when
+/// its body has another shape.
+fn decode(payload: Option<&[u8]>) -> Record {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        version: u16,
+    }
+    let Some(payload) = payload else {
+        return Record::Unreadable("no payload".into());
+    };
+    match serde_json::from_slice::<Envelope>(payload) {
+        Err(err) => Record::Unreadable(err.to_string()),
+        Ok(envelope) if envelope.version != ReservationEvent::VERSION => {
+            Record::UnknownVersion(envelope.version)
+        }
+        Ok(_) => match serde_json::from_slice(payload) {
+            Ok(event) => Record::Event(event),
+            Err(err) => Record::Unreadable(err.to_string()),
+        },
+    }
 }

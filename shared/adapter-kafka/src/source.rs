@@ -11,11 +11,11 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-use super::{BROKER_TIMEOUT, KafkaSettings, kafka_error};
+use super::{BROKER_TIMEOUT, KafkaSettings, Record, decode, kafka_error};
 use domain::ReservationEvent;
 use domain::contracts::EventSource;
 use domain::error::StoreError;
-use telemetry::KAFKA_CONSUMER_LAG;
+use telemetry::{KAFKA_CONSUMER_LAG, PERSIST_SKIPPED_RECORDS, PERSIST_STALLED_PARTITIONS};
 
 /// After the first message, how long a batch keeps taking what the consumer already fetched.
 const GATHER_WINDOW: Duration = Duration::from_millis(5);
@@ -32,6 +32,8 @@ pub struct KafkaEventSource {
     /// Per partition, one past the last offset returned: what `commit` stores.
     to_commit: BTreeMap<i32, i64>,
     closed: bool,
+    /// Partitions stopped at an event of an unknown version: paused, never committed past.
+    stalled: BTreeSet<i32>,
     /// Partitions with a lag gauge, so a partition that moved elsewhere loses its gauge.
     lag_reported: Mutex<BTreeSet<i32>>,
 }
@@ -53,6 +55,7 @@ impl KafkaEventSource {
             received: VecDeque::new(),
             to_commit: BTreeMap::new(),
             closed: false,
+            stalled: BTreeSet::new(),
             lag_reported: Mutex::new(BTreeSet::new()),
         })
     }
@@ -109,19 +112,74 @@ impl KafkaEventSource {
         Err(kafka_error("receiving", err))
     }
 
+    /// Reads one message into owned data; `None` when it must not be returned. A record that
+    /// is no reservation event is counted and skipped (its offset is committed), so one bad
+    /// record never stops the stream. An event of an unknown version stops its partition:
+    /// nothing at or past it is returned or committed, and the partition is paused, until a
+    /// consumer that reads that version takes over (a rolling upgrade finishing).
+    fn receive(&mut self, message: &BorrowedMessage<'_>) -> Option<Received> {
+        let (partition, offset) = (message.partition(), message.offset());
+        if self.stalled.contains(&partition) {
+            return None;
+        }
+        let event = match decode(message.payload()) {
+            Record::Event(event) => Some(event),
+            Record::UnknownVersion(version) => {
+                tracing::error!(
+                    topic = message.topic(),
+                    partition,
+                    offset,
+                    version,
+                    "an event of an unknown version: this partition stops here until a \
+                     ticketd that reads it consumes it"
+                );
+                self.stall(partition);
+                return None;
+            }
+            Record::Unreadable(why) => {
+                tracing::warn!(topic = message.topic(), partition, offset, %why,
+                    "skipping a record that is not a reservation event");
+                PERSIST_SKIPPED_RECORDS.inc();
+                None
+            }
+        };
+        Some(Received {
+            partition,
+            offset,
+            event,
+        })
+    }
+
+    /// Stops `partition`: what was received of it and not returned goes back to Kafka.
+    fn stall(&mut self, partition: i32) {
+        self.stalled.insert(partition);
+        self.received
+            .retain(|received| received.partition != partition);
+        PERSIST_STALLED_PARTITIONS.set(i64::try_from(self.stalled.len()).unwrap_or(i64::MAX));
+        if let Some(consumer) = &self.consumer {
+            let mut paused = TopicPartitionList::new();
+            paused.add_partition(&self.settings.topic, partition);
+            if let Err(err) = consumer.pause(&paused) {
+                tracing::warn!(%err, partition, "could not pause a stalled partition");
+            }
+        }
+    }
+
     /// Adds what the consumer has already fetched, until `max` events wait or the window ends.
     async fn gather(&mut self, max: usize) -> Result<(), StoreError> {
         let until = Instant::now() + GATHER_WINDOW;
         let mut events = self.received.iter().filter(|r| r.event.is_some()).count();
         while events < max {
-            let Some(consumer) = &self.consumer else {
+            // A handle of its own: a message borrows the consumer while `self` changes.
+            let Some(consumer) = self.consumer.clone() else {
                 break;
             };
             match tokio::time::timeout_at(until, consumer.recv()).await {
                 Ok(Ok(message)) => {
-                    let received = decode(&message);
-                    events += usize::from(received.event.is_some());
-                    self.received.push_back(received);
+                    if let Some(received) = self.receive(&message) {
+                        events += usize::from(received.event.is_some());
+                        self.received.push_back(received);
+                    }
                 }
                 Ok(Err(err)) => self.on_error(err)?,
                 Err(_) => break,
@@ -161,11 +219,15 @@ impl EventSource for KafkaEventSource {
         loop {
             while self.received.is_empty() {
                 let consumer = match &self.consumer {
-                    Some(consumer) if !self.closed => consumer,
+                    Some(consumer) if !self.closed => Arc::clone(consumer),
                     _ => return Ok(None),
                 };
                 match consumer.recv().await {
-                    Ok(message) => self.received.push_back(decode(&message)),
+                    Ok(message) => {
+                        if let Some(received) = self.receive(&message) {
+                            self.received.push_back(received);
+                        }
+                    }
                     Err(err) => self.on_error(err)?,
                 }
             }
@@ -264,37 +326,6 @@ fn consumer(settings: &KafkaSettings) -> Result<StreamConsumer, StoreError> {
 fn leave(consumer: Arc<StreamConsumer>) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn_blocking(move || drop(consumer));
-    }
-}
-
-/// Reads one message into owned data. A payload that is not a reservation event is logged and
-/// skipped (its offset is still committed), so one bad record never stops the stream.
-fn decode(message: &BorrowedMessage<'_>) -> Received {
-    let (partition, offset) = (message.partition(), message.offset());
-    let event = match message
-        .payload()
-        .map(serde_json::from_slice::<ReservationEvent>)
-    {
-        Some(Ok(event)) => Some(event),
-        Some(Err(err)) => {
-            tracing::warn!(topic = message.topic(), partition, offset, %err,
-                "skipping a message that is not a reservation event");
-            None
-        }
-        None => {
-            tracing::warn!(
-                topic = message.topic(),
-                partition,
-                offset,
-                "skipping a message without payload"
-            );
-            None
-        }
-    };
-    Received {
-        partition,
-        offset,
-        event,
     }
 }
 

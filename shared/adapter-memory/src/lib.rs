@@ -19,7 +19,7 @@ pub use stock::MemoryStockStore;
 pub use stream::{MemoryEventSink, MemoryEventSource, channel};
 
 use domain::clock::Clock;
-use domain::context::Context;
+use domain::context::{Context, DEFAULT_FINISHED_HOLD_RETENTION};
 
 /// The embedded stack: memory adapters wired together, and the stream's consuming end.
 pub struct Embedded {
@@ -43,6 +43,7 @@ impl Embedded {
             clock,
             reservation_ttl,
             reserve_rate_limit: None,
+            finished_hold_retention: DEFAULT_FINISHED_HOLD_RETENTION,
         };
         Self {
             context,

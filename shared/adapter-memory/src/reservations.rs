@@ -6,7 +6,7 @@ use super::lock;
 use super::sharded::ShardedMap;
 use domain::contracts::ReservationStore;
 use domain::error::StoreError;
-use domain::{Reservation, ReservationEvent, ReservationId};
+use domain::{Reservation, ReservationEvent, ReservationId, ReservationStatus};
 
 /// The persisted reservations of the embedded stack (PostgreSQL's role on the real one).
 #[derive(Default)]
@@ -41,5 +41,16 @@ impl ReservationStore for MemoryReservationStore {
 
     async fn get(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
         Ok(lock(&self.rows).get(&id).cloned())
+    }
+
+    async fn statuses(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
+        let rows = lock(&self.rows);
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((*id, rows.get(id)?.status)))
+            .collect())
     }
 }

@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::sharded::ShardedMap;
 use super::{MemoryEventSink, lock};
 use domain::contracts::{
-    HoldRequest, IDEMPOTENCY_KEY_TTL_SECS, RateLimit, ReservationChange, ReserveError, SettleError,
-    Settlement, StockStore,
+    CategorySale, HoldRequest, RateLimit, ReservationChange, ReserveError, SaleChanges,
+    SettleError, Settlement, StockStore,
 };
 use domain::error::StoreError;
 use domain::{
@@ -29,17 +29,10 @@ struct State {
     reservations: ShardedMap<ReservationId, Reservation>,
     /// Deadlines of live holds, earliest first, for the sweeper.
     deadlines: BTreeSet<(DateTime<Utc>, ReservationId)>,
-    /// Idempotency-Keys in the order they were first used, for the sweeper to forget.
-    keys_to_forget: VecDeque<KeyToForget>,
-}
-
-/// An Idempotency-Key and when it is forgotten.
-struct KeyToForget {
-    forget_at: DateTime<Utc>,
-    event_id: EventId,
-    category: CategoryName,
-    user: UserId,
-    key: String,
+    /// Holds that ended, by when, until they are forgotten.
+    finished: BTreeSet<(DateTime<Utc>, ReservationId)>,
+    /// The Idempotency-Key that made a hold, forgotten with it.
+    key_of: ShardedMap<ReservationId, String>,
 }
 
 struct CategoryStock {
@@ -51,10 +44,10 @@ struct CategoryStock {
     per_user: ShardedMap<UserId, u32>,
     /// Each user's reservation rate in this category: tokens left, and when last counted.
     rate: ShardedMap<UserId, (f64, DateTime<Utc>)>,
-    /// user -> Idempotency-Key -> the reservation that key created in this category, and
-    /// when the key is forgotten. Keys are scoped to a category as on Redis, where a
+    /// user -> Idempotency-Key -> the reservation that key created in this category, for as
+    /// long as the hold is kept. Keys are scoped to a category as on Redis, where a
     /// category's keys share one cluster slot.
-    idempotency: ShardedMap<UserId, HashMap<String, (ReservationId, DateTime<Utc>)>>,
+    idempotency: ShardedMap<UserId, HashMap<String, ReservationId>>,
 }
 
 impl CategoryStock {
@@ -120,6 +113,7 @@ impl State {
         reservation.status = status;
         reservation.updated_at = now;
         self.deadlines.remove(&(reservation.expires_at, id));
+        self.finished.insert((now, id));
         let stock = self
             .categories
             .get_mut(&reservation.event_id)?
@@ -129,40 +123,6 @@ impl State {
             _ => stock.release(&reservation.user_id, reservation.qty.get()),
         }
         Some(reservation)
-    }
-
-    /// Forgets up to `limit` Idempotency-Keys whose time is up, unless reused since.
-    fn forget_keys(&mut self, now: DateTime<Utc>, limit: usize) {
-        for _ in 0..limit {
-            if self
-                .keys_to_forget
-                .front()
-                .is_none_or(|key| key.forget_at > now)
-            {
-                return;
-            }
-            let Some(due) = self.keys_to_forget.pop_front() else {
-                return;
-            };
-            let Some(stock) = self
-                .categories
-                .get_mut(&due.event_id)
-                .and_then(|event| event.get_mut(due.category.as_str()))
-            else {
-                continue;
-            };
-            if let Some(keys) = stock.idempotency.get_mut(&due.user) {
-                if keys
-                    .get(&due.key)
-                    .is_some_and(|(_, forget_at)| *forget_at == due.forget_at)
-                {
-                    keys.remove(&due.key);
-                }
-                if keys.is_empty() {
-                    stock.idempotency.remove(&due.user);
-                }
-            }
-        }
     }
 }
 
@@ -176,36 +136,6 @@ impl MemoryStockStore {
 
     fn publish(&self, reservation: &Reservation) {
         self.events.publish(ReservationEvent::of(reservation));
-    }
-
-    /// `read` of every category of every event.
-    fn each_category<T>(
-        &self,
-        read: impl Fn(&CategoryStock) -> T,
-    ) -> Vec<(EventId, CategoryName, T)> {
-        let state = lock(&self.state);
-        state
-            .categories
-            .iter()
-            .flat_map(|(event, categories)| {
-                categories
-                    .iter()
-                    .map(|(name, stock)| (*event, name.clone(), read(stock)))
-            })
-            .collect()
-    }
-
-    /// How many Idempotency-Keys are remembered, over every category and user.
-    #[cfg(test)]
-    fn remembered_keys(&self) -> usize {
-        let state = lock(&self.state);
-        state
-            .categories
-            .values()
-            .flat_map(HashMap::values)
-            .flat_map(|stock| stock.idempotency.values())
-            .map(HashMap::len)
-            .sum()
     }
 }
 
@@ -229,26 +159,40 @@ impl StockStore for MemoryStockStore {
         Ok(())
     }
 
-    async fn counts(&self, event: EventId) -> Result<Vec<(CategoryName, StockCounts)>, StoreError> {
+    async fn counts(
+        &self,
+        event: EventId,
+        names: &[CategoryName],
+    ) -> Result<Vec<(CategoryName, StockCounts)>, StoreError> {
         let state = lock(&self.state);
-        Ok(state
+        let Some(categories) = state.categories.get(&event) else {
+            return Ok(Vec::new());
+        };
+        Ok(names
+            .iter()
+            .filter_map(|name| Some((name.clone(), categories.get(name)?.counts)))
+            .collect())
+    }
+
+    /// Every category, every time: in memory that costs nothing worth tracking changes for.
+    async fn sale_changes(&self, _since: u64) -> Result<SaleChanges, StoreError> {
+        let state = lock(&self.state);
+        let categories = state
             .categories
-            .get(&event)
-            .map(|categories| {
-                categories
-                    .iter()
-                    .map(|(name, stock)| (name.clone(), stock.counts))
-                    .collect()
+            .iter()
+            .flat_map(|(event, categories)| {
+                categories.iter().map(|(name, stock)| CategorySale {
+                    event_id: *event,
+                    name: name.clone(),
+                    counts: Some(stock.counts),
+                    live_holds: stock.live_holds,
+                })
             })
-            .unwrap_or_default())
-    }
-
-    async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
-        Ok(self.each_category(|stock| stock.counts))
-    }
-
-    async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError> {
-        Ok(self.each_category(|stock| stock.live_holds))
+            .collect();
+        Ok(SaleChanges {
+            categories,
+            next: 0,
+        })
     }
 
     async fn reserve(&self, mut hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
@@ -257,7 +201,8 @@ impl StockStore for MemoryStockStore {
             categories,
             reservations,
             deadlines,
-            keys_to_forget,
+            key_of,
+            ..
         } = &mut *state;
         let stock = categories
             .get_mut(&hold.event_id)
@@ -272,9 +217,7 @@ impl StockStore for MemoryStockStore {
             let earlier = stock
                 .idempotency
                 .get(&hold.user)
-                .and_then(|keys| keys.get(key.as_str()))
-                .filter(|(_, forget_at)| hold.now < *forget_at)
-                .map(|(id, _)| id);
+                .and_then(|keys| keys.get(key.as_str()));
             if let Some(reservation) = earlier.and_then(|id| reservations.get(id)) {
                 if reservation.qty != hold.qty {
                     return Err(ReserveError::IdempotencyKeyReused);
@@ -299,22 +242,14 @@ impl StockStore for MemoryStockStore {
         stock.hold(&hold.user, qty);
 
         let idempotency_key = hold.idempotency_key.take();
-        let hold_now = hold.now;
         let reservation = hold.into_reservation();
         deadlines.insert((reservation.expires_at, reservation.id));
         if let Some(key) = idempotency_key {
-            let forget_at = hold_now + Duration::seconds(IDEMPOTENCY_KEY_TTL_SECS.into());
             stock
                 .idempotency
                 .get_or_default(reservation.user_id.clone())
-                .insert(key.as_str().to_owned(), (reservation.id, forget_at));
-            keys_to_forget.push_back(KeyToForget {
-                forget_at,
-                event_id: reservation.event_id,
-                category: reservation.category.clone(),
-                user: reservation.user_id.clone(),
-                key: key.as_str().to_owned(),
-            });
+                .insert(key.as_str().to_owned(), reservation.id);
+            key_of.insert(reservation.id, key.as_str().to_owned());
         }
         reservations.insert(reservation.id, reservation.clone());
         self.publish(&reservation);
@@ -375,94 +310,58 @@ impl StockStore for MemoryStockStore {
                 self.events.publish(ReservationEvent::of(expired));
             }
         }
-        state.forget_keys(now, limit);
         Ok(due.len())
+    }
+
+    async fn finished_holds(
+        &self,
+        now: DateTime<Utc>,
+        retention: Duration,
+        limit: usize,
+    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
+        let state = lock(&self.state);
+        let cutoff = now - retention;
+        Ok(state
+            .finished
+            .iter()
+            .take_while(|(ended, _)| *ended <= cutoff)
+            .take(limit)
+            .filter_map(|(_, id)| Some((*id, state.reservations.get(id)?.status)))
+            .collect())
+    }
+
+    async fn forget_holds(&self, ids: &[ReservationId]) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        let mut forgotten = 0;
+        for id in ids {
+            let Some(reservation) = state.reservations.get(id) else {
+                continue;
+            };
+            if !reservation.status.is_final() {
+                continue;
+            }
+            let (ended, user) = (reservation.updated_at, reservation.user_id.clone());
+            let (event, category) = (reservation.event_id, reservation.category.clone());
+            state.reservations.remove(id);
+            state.finished.remove(&(ended, *id));
+            if let Some(key) = state.key_of.remove(id)
+                && let Some(stock) = state
+                    .categories
+                    .get_mut(&event)
+                    .and_then(|categories| categories.get_mut(&category))
+                && let Some(keys) = stock.idempotency.get_mut(&user)
+            {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    stock.idempotency.remove(&user);
+                }
+            }
+            forgotten += 1;
+        }
+        Ok(forgotten)
     }
 
     async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
         Ok(lock(&self.state).reservations.get(&id).cloned())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-    use crate::channel;
-    use domain::{IdempotencyKey, Price, Qty, TotalStock};
-
-    fn hold(category: &Category, key: &str, qty: i64, now: DateTime<Utc>) -> HoldRequest {
-        HoldRequest {
-            event_id: category.event_id,
-            category: category.name.clone(),
-            user: UserId::parse("ann").unwrap(),
-            qty: Qty::new(qty).unwrap(),
-            idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
-            rate_limit: None,
-            now,
-            expires_at: now + Duration::minutes(10),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_flood_of_idempotency_keys_is_forgotten_after_their_ttl() {
-        let store = MemoryStockStore::new(channel().0);
-        let category = Category {
-            event_id: EventId::generate(),
-            name: CategoryName::parse("Floor").unwrap(),
-            total_stock: TotalStock::new(1_000_000).unwrap(),
-            price: Price::from_cents(1000).unwrap(),
-            max_per_user: None,
-        };
-        store.add_category(&category).await.unwrap();
-        let start = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
-        for n in 0..5_000 {
-            store
-                .reserve(hold(&category, &format!("key-{n}"), 1, start))
-                .await
-                .unwrap();
-        }
-        assert_eq!(store.remembered_keys(), 5_000);
-
-        // The holds expire after ten minutes; their keys are kept for a day.
-        let ttl = Duration::seconds(IDEMPOTENCY_KEY_TTL_SECS.into());
-        store
-            .expire_due(start + ttl - Duration::seconds(1), 10_000)
-            .await
-            .unwrap();
-        assert_eq!(store.remembered_keys(), 5_000);
-        let replay = store
-            .reserve(hold(
-                &category,
-                "key-7",
-                2,
-                start + ttl - Duration::seconds(1),
-            ))
-            .await;
-        assert!(matches!(replay, Err(ReserveError::IdempotencyKeyReused)));
-
-        // Past the TTL a key means nothing, even before the sweeper has forgotten it ...
-        let later = start + ttl;
-        let reused = store
-            .reserve(hold(&category, "key-7", 2, later))
-            .await
-            .unwrap();
-        assert!(reused.changed);
-        // ... and the sweeper forgets the rest, in batches, but not the key just reused.
-        store.expire_due(later, 1_000).await.unwrap();
-        assert_eq!(store.remembered_keys(), 4_001);
-        for _ in 0..5 {
-            store.expire_due(later, 1_000).await.unwrap();
-        }
-        assert_eq!(store.remembered_keys(), 1);
-        let replay = store
-            .reserve(hold(&category, "key-7", 2, later))
-            .await
-            .unwrap();
-        assert_eq!(
-            (replay.changed, replay.reservation.id),
-            (false, reused.reservation.id)
-        );
     }
 }

@@ -102,6 +102,33 @@ impl ReservationStore for Postgres {
             .map_err(|err| describe("read reservation", &err))?;
         row.as_ref().map(reservation).transpose()
     }
+
+    async fn statuses(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT id, status FROM reservations WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(|err| describe("read reservation states", &err))?;
+        rows.iter()
+            .map(|row| {
+                let status: &str = column(row, "reservations", "status")?;
+                let status = parse_status(status)
+                    .ok_or_else(|| bad_row("reservations", format!("unknown status {status:?}")))?;
+                Ok((ReservationId(column(row, "reservations", "id")?), status))
+            })
+            .collect()
+    }
 }
 
 /// One version per reservation, the one the memory adapter would end with from this batch:

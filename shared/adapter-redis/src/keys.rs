@@ -1,108 +1,221 @@
-//! Where things live in Redis. Every key of one category shares a hash tag, so each Lua script
-//! touches one cluster slot; the few global keys are written next to a script, never inside one.
+//! Where things live in Redis.
+//!
+//! Categories are spread over [`SHARDS`] shards. Every key of a category, and the indexes of
+//! its shard, carry the shard's hash tag (`{s<n>}`), so each script and each pipeline touches
+//! one cluster slot, and what the relay, the sweeper and the gauges visit is [`SHARDS`] keys
+//! whatever the number of categories. A reservation id carries its shard in its last byte
+//! ([`ReservationId::generate_routed`]), so a confirm finds the hold from its id alone.
+//!
+//! Variable parts (names, users, keys) are length-prefixed wherever another part follows
+//! them, so two different tuples never make the same key.
 
 use domain::{CategoryName, EventId, ReservationId, UserId};
 
-/// The keys of one category, all in one cluster slot (`{c:<event>:<category>}`).
-pub struct CategoryKeys {
-    /// Hash: total, available, held, sold, max_per_user (0: none).
-    pub stock: String,
-    /// Hash: reservation id -> the reservation as JSON, in every state.
+/// Shards of the key space. Fixed: a hold's id and every key depend on it.
+pub const SHARDS: u8 = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard(u8);
+
+impl Shard {
+    pub fn all() -> impl Iterator<Item = Shard> {
+        (0..SHARDS).map(Shard)
+    }
+
+    /// A category's shard: FNV-1a of its event id and name, so it never changes.
+    pub fn of_category(event: EventId, name: &str) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in event.0.as_bytes().iter().chain(name.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        Self((hash % u64::from(SHARDS)) as u8)
+    }
+
+    /// The shard a reservation id names; `None` for an id no Redis store made.
+    pub fn of_reservation(id: ReservationId) -> Option<Self> {
+        let route = id.route();
+        (route < SHARDS).then_some(Self(route))
+    }
+
+    /// The byte a reservation id of this shard ends with.
+    pub fn route(self) -> u8 {
+        self.0
+    }
+
+    pub fn keys(self) -> ShardKeys {
+        ShardKeys::new(self)
+    }
+}
+
+/// The indexes of one shard.
+pub struct ShardKeys {
+    /// Hash: reservation id -> the reservation as JSON, while it is live and for a while after.
     pub holds: String,
-    /// Sorted set: live hold -> deadline in ms, for the sweeper.
-    pub deadlines: String,
-    /// Hash: user -> tickets held and bought (only in categories with a per-user limit).
-    pub users: String,
-    /// Stream: the events of this category's state changes, until Kafka has them.
+    /// Sorted set: category member -> its earliest live deadline (ms), for the sweeper.
+    pub due: String,
+    /// Stream: the events of this shard's changes, until Kafka has them.
     pub outbox: String,
+    /// Sorted set: reservation id -> when it ended (ms), until it is forgotten.
+    pub finished: String,
+    /// Sorted set: category member -> its last change (ms): every category of the shard,
+    /// for the gauges.
+    pub touched: String,
+    /// Hash: reservation id -> the Redis key of the Idempotency-Key that made it.
+    pub key_of: String,
     tag: String,
 }
 
-impl CategoryKeys {
-    pub fn new(event: EventId, category: &str) -> Self {
-        let tag = format!("{{c:{event}:{category}}}");
+impl ShardKeys {
+    fn new(shard: Shard) -> Self {
+        let tag = format!("{{s{}}}", shard.0);
         Self {
-            stock: format!("{tag}:stock"),
             holds: format!("{tag}:holds"),
-            deadlines: format!("{tag}:deadlines"),
-            users: format!("{tag}:users"),
+            due: format!("{tag}:due"),
             outbox: format!("{tag}:outbox"),
+            finished: format!("{tag}:finished"),
+            touched: format!("{tag}:touched"),
+            key_of: format!("{tag}:key-of"),
             tag,
+        }
+    }
+}
+
+/// The keys of one category, and of its shard.
+pub struct CategoryKeys {
+    pub shard: Shard,
+    pub shard_keys: ShardKeys,
+    /// Hash: total, available, held, sold, max_per_user (0: none).
+    pub stock: String,
+    /// Sorted set: live hold -> deadline in ms.
+    pub deadlines: String,
+    /// Hash: user -> tickets held and bought (only in categories with a per-user limit).
+    pub users: String,
+    /// `<event id>:<name>`: the category in the shard's sorted sets.
+    pub member: String,
+    prefix: String,
+}
+
+impl CategoryKeys {
+    pub fn new(event: EventId, name: &str) -> Self {
+        let shard = Shard::of_category(event, name);
+        let shard_keys = shard.keys();
+        let prefix = format!("{}:c:{event}:{}:{name}", shard_keys.tag, name.len());
+        Self {
+            shard,
+            stock: format!("{prefix}:stock"),
+            deadlines: format!("{prefix}:deadlines"),
+            users: format!("{prefix}:users"),
+            member: category_member(event, name),
+            prefix,
+            shard_keys,
         }
     }
 
     /// Remembers the reservation an Idempotency-Key made, in this category.
     pub fn idempotency(&self, user: &UserId, key: &str) -> String {
-        format!("{}:idem:{}:{key}", self.tag, user.as_str())
+        let user = user.as_str();
+        format!("{}:idem:{}:{user}:{key}", self.prefix, user.len())
     }
 
     /// A user's reservation rate bucket in this category.
     pub fn rate(&self, user: &UserId) -> String {
-        format!("{}:rate:{}", self.tag, user.as_str())
+        format!("{}:rate:{}", self.prefix, user.as_str())
     }
 
-    /// The five keys every transition script takes, in its KEYS order.
-    pub fn transition(&self) -> [&str; 5] {
+    /// The nine keys every transition script takes, in its KEYS order (see `common.lua`).
+    pub fn transition(&self) -> [&str; 9] {
+        let shard = &self.shard_keys;
         [
             &self.stock,
-            &self.holds,
             &self.deadlines,
             &self.users,
-            &self.outbox,
+            &shard.holds,
+            &shard.due,
+            &shard.outbox,
+            &shard.finished,
+            &shard.touched,
+            &shard.key_of,
         ]
     }
 }
 
-/// Set of every category, as `<event id>:<name>`: what the sweeper and the relay visit.
-pub const CATEGORIES: &str = "categories";
-
-/// Set of the names of one event's categories.
-pub fn event_categories(event: EventId) -> String {
-    format!("ev:{event}:categories")
-}
-
-/// String: the `<event id>:<name>` of a reservation's category, so a confirm finds its slot.
-pub fn reservation_category(id: ReservationId) -> String {
-    format!("rsv:{id}")
-}
-
-/// `<event id>:<name>`, the member of [`CATEGORIES`] and the value of [`reservation_category`].
-pub fn category_member(event: EventId, category: &CategoryName) -> String {
-    format!("{event}:{category}")
+/// `<event id>:<name>`; the event id has a fixed length, so the name needs no prefix.
+pub fn category_member(event: EventId, name: &str) -> String {
+    format!("{event}:{name}")
 }
 
 /// Splits a [`category_member`] back into its event and name.
-pub fn parse_category_member(member: &str) -> Option<(EventId, &str)> {
+pub fn parse_category_member(member: &str) -> Option<(EventId, CategoryName)> {
     let (event, name) = member.split_at_checked(36)?;
-    Some((EventId::parse(event).ok()?, name.strip_prefix(':')?))
+    let name = CategoryName::parse(name.strip_prefix(':')?).ok()?;
+    Some((EventId::parse(event).ok()?, name))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn slot_tag(key: &str) -> &str {
+        let open = key.find('{').unwrap();
+        let close = open + key[open..].find('}').unwrap();
+        &key[open..=close]
+    }
+
     #[test]
-    fn category_keys_share_one_hash_tag() {
+    fn a_category_and_its_shard_share_one_hash_tag() {
         let event = EventId::generate();
         let keys = CategoryKeys::new(event, "Floor");
-        let tag = format!("{{c:{event}:Floor}}");
+        let tag = slot_tag(&keys.stock).to_owned();
         for key in keys.transition() {
-            assert!(key.starts_with(&tag), "{key}");
+            assert_eq!(slot_tag(key), tag, "{key}");
         }
         let user = UserId::parse("ann").unwrap();
-        assert!(keys.idempotency(&user, "k").starts_with(&tag));
-        assert!(keys.rate(&user).starts_with(&tag));
+        assert_eq!(slot_tag(&keys.idempotency(&user, "k")), tag);
+        assert_eq!(slot_tag(&keys.rate(&user)), tag);
+    }
+
+    #[test]
+    fn a_routed_id_finds_its_shard() {
+        for shard in Shard::all() {
+            let id = ReservationId::generate_routed(shard.route());
+            assert_eq!(Shard::of_reservation(id), Some(shard));
+        }
+        let foreign = ReservationId::generate_routed(SHARDS);
+        assert_eq!(Shard::of_reservation(foreign), None);
+    }
+
+    #[test]
+    fn categories_spread_over_every_shard() {
+        let event = EventId::generate();
+        let used: std::collections::BTreeSet<Shard> = (0..400)
+            .map(|n| Shard::of_category(event, &format!("Block {n}")))
+            .collect();
+        assert_eq!(used.len(), usize::from(SHARDS));
+    }
+
+    #[test]
+    fn colons_in_users_and_keys_never_make_one_key_of_two() {
+        let keys = CategoryKeys::new(EventId::generate(), "Floor");
+        let (a, ab) = (UserId::parse("a").unwrap(), UserId::parse("a:b").unwrap());
+        assert_ne!(keys.idempotency(&a, "b:c"), keys.idempotency(&ab, "c"));
+        let other = CategoryKeys::new(EventId::generate(), "x:stock");
+        assert_ne!(
+            other.stock,
+            CategoryKeys::new(other_event(&other), "x").stock
+        );
+    }
+
+    fn other_event(keys: &CategoryKeys) -> EventId {
+        parse_category_member(&keys.member).unwrap().0
     }
 
     #[test]
     fn members_round_trip_even_with_colons_in_the_name() {
         let event = EventId::generate();
-        let name = CategoryName::parse("VIP: front row").unwrap();
-        let member = category_member(event, &name);
-        assert_eq!(
-            parse_category_member(&member),
-            Some((event, "VIP: front row"))
-        );
+        let member = category_member(event, "VIP: front row");
+        let (parsed, name) = parse_category_member(&member).unwrap();
+        assert_eq!((parsed, name.as_str()), (event, "VIP: front row"));
         assert_eq!(parse_category_member("nonsense"), None);
     }
 }

@@ -1,31 +1,45 @@
 //! Redis (bb8-redis): live stock and holds. Every transition is one Lua script that also
-//! appends its event to the category's outbox stream, so a change and its event are one atomic
-//! step; the outbox relay moves events on to Kafka. See `keys.rs` for the layout.
+//! appends its event to the shard's outbox stream, so a change and its event are one atomic
+//! step; the outbox relay moves events on to Kafka. Scripts read Redis's own clock. See
+//! `keys.rs` for the layout.
 
 mod connection;
 mod keys;
 mod outbox;
 mod restore;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ServerErrorKind};
 
 use self::connection::Connections;
-use self::keys::{
-    CATEGORIES, CategoryKeys, category_member, event_categories, parse_category_member,
-    reservation_category,
-};
+use self::keys::{CategoryKeys, Shard, parse_category_member};
 pub use self::outbox::OutboxEntry;
+pub use self::restore::StockState;
 use domain::contracts::{
-    HoldRequest, IDEMPOTENCY_KEY_TTL_SECS, ReservationChange, ReserveError, SettleError,
-    Settlement, StockStore,
+    CategorySale, HoldRequest, IDEMPOTENCY_KEY_TTL_SECS, ReservationChange, ReserveError,
+    SaleChanges, SettleError, Settlement, StockStore,
 };
 use domain::error::StoreError;
 use domain::{
     Category, CategoryName, EventId, Reservation, ReservationEvent, ReservationId,
     ReservationStatus, StockCounts, UserId,
 };
+
+/// Categories the sweeper looks at per shard and round: the earliest due first.
+const DUE_PER_SHARD: isize = 64;
+
+/// A script: `common.lua` (time, `finish`) followed by its own text.
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("scripts/common.lua"),
+            include_str!(concat!("scripts/", $file))
+        ))
+    };
+}
 
 struct Scripts {
     reserve: Script,
@@ -38,17 +52,11 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            reserve: Script::new(include_str!("scripts/reserve.lua")),
-            settle: Script::new(concat!(
-                include_str!("scripts/finish.lua"),
-                include_str!("scripts/settle.lua")
-            )),
-            expire: Script::new(concat!(
-                include_str!("scripts/finish.lua"),
-                include_str!("scripts/expire.lua")
-            )),
-            add_category: Script::new(include_str!("scripts/add_category.lua")),
-            restore: Script::new(include_str!("scripts/restore.lua")),
+            reserve: script!("reserve.lua"),
+            settle: script!("settle.lua"),
+            expire: script!("expire.lua"),
+            add_category: script!("add_category.lua"),
+            restore: script!("restore.lua"),
         }
     }
 }
@@ -83,6 +91,19 @@ impl RedisStockStore {
             .map_err(|err| self.connections.failed(err))
     }
 
+    /// Runs a pipeline in one round trip. Redis refuses an empty one ("empty command"), so
+    /// nothing to send answers at once with nothing.
+    async fn run<T: FromRedisValue + Default>(&self, pipeline: &Pipeline) -> Result<T, StoreError> {
+        if pipeline.is_empty() {
+            return Ok(T::default());
+        }
+        let mut connection = self.connections.get().await?;
+        pipeline
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.connections.failed(err))
+    }
+
     /// Runs a pipeline whose scripts are called by SHA; if Redis lost them (a restart, SCRIPT
     /// FLUSH), loads `script` and runs the pipeline again. Scripts are safe to repeat.
     async fn pipeline<T: FromRedisValue>(
@@ -105,81 +126,81 @@ impl RedisStockStore {
         .map_err(|err| self.connections.failed(err))
     }
 
-    /// Every category's event and name.
-    async fn all_categories(&self) -> Result<Vec<(EventId, String)>, StoreError> {
-        let members: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(CATEGORIES)).await?;
-        Ok(members
-            .iter()
-            .filter_map(|member| parse_category_member(member))
-            .map(|(event, name)| (event, name.to_owned()))
-            .collect())
-    }
-
-    /// `command`'s reply for each of `categories`, in order, in one round trip. Redis refuses
-    /// an empty pipeline ("empty command"), so no categories (an event without any yet, an
-    /// empty Redis) answer at once with nothing.
-    async fn per_category<T: FromRedisValue>(
+    /// Redis's clock in milliseconds, and `command`'s reply for every shard, in one round trip.
+    async fn per_shard<T: FromRedisValue>(
         &self,
-        categories: &[CategoryKeys],
-        command: impl Fn(&CategoryKeys) -> redis::Cmd,
-    ) -> Result<Vec<T>, StoreError> {
-        if categories.is_empty() {
-            return Ok(Vec::new());
-        }
+        command: impl Fn(&keys::ShardKeys) -> redis::Cmd,
+    ) -> Result<(u64, Vec<T>), StoreError> {
         let mut pipeline = redis::pipe();
-        for keys in categories {
-            pipeline.add_command(command(keys));
+        pipeline.cmd("TIME");
+        for shard in Shard::all() {
+            pipeline.add_command(command(&shard.keys()));
         }
         let mut connection = self.connections.get().await?;
-        pipeline
+        let replies: Vec<redis::Value> = pipeline
             .query_async(&mut connection)
             .await
-            .map_err(|err| self.connections.failed(err))
+            .map_err(|err| self.connections.failed(err))?;
+        let parse = |value: redis::Value| {
+            T::from_redis_value(value).map_err(|err| StoreError(format!("redis: {err}")))
+        };
+        let mut replies = replies.into_iter();
+        let time = replies
+            .next()
+            .ok_or_else(|| StoreError("redis: no TIME".into()))?;
+        let (seconds, micros): (u64, u64) = FromRedisValue::from_redis_value(time)
+            .map_err(|err| StoreError(format!("redis: TIME: {err}")))?;
+        let replies = replies.map(parse).collect::<Result<_, _>>()?;
+        Ok((seconds * 1000 + micros / 1000, replies))
     }
 
-    /// The counters of `categories`, in one round trip. A category without stock is one Redis
-    /// lost (reconcile restores it): it is left out.
+    /// The category of a stored hold, if Redis has it.
+    async fn category_of(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+        let Some(shard) = Shard::of_reservation(id) else {
+            return Ok(None);
+        };
+        let json: Option<String> = self
+            .query(
+                redis::cmd("HGET")
+                    .arg(&shard.keys().holds)
+                    .arg(id.to_string()),
+            )
+            .await?;
+        json.as_deref().map(parse_reservation).transpose()
+    }
+
+    /// Each category's counters, missing or unreadable ones as `None`, in one round trip.
     async fn counters_of(
         &self,
-        categories: &[(EventId, String)],
-    ) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
-        let keys = category_keys(categories);
-        let counters: Vec<[Option<u32>; 4]> = self
-            .per_category(&keys, |keys| {
-                let mut command = redis::cmd("HMGET");
-                command
-                    .arg(&keys.stock)
-                    .arg(&["total", "available", "held", "sold"]);
-                command
-            })
-            .await?;
-        let mut counts = Vec::with_capacity(categories.len());
-        for ((event, name), counters) in categories.iter().zip(counters) {
-            let [Some(total), Some(available), Some(held), Some(sold)] = counters else {
-                continue;
-            };
-            let name = CategoryName::parse(name).map_err(StoreError)?;
-            let stock = StockCounts {
-                total,
-                available,
-                held,
-                sold,
-            };
-            counts.push((*event, name, stock));
+        categories: &[CategoryKeys],
+    ) -> Result<Vec<Option<StockCounts>>, StoreError> {
+        let mut pipeline = redis::pipe();
+        for keys in categories {
+            pipeline
+                .cmd("HMGET")
+                .arg(&keys.stock)
+                .arg(&["total", "available", "held", "sold"]);
         }
-        Ok(counts)
+        let replies: Vec<[Option<String>; 4]> = self.run(&pipeline).await?;
+        Ok(replies.iter().map(parse_counters).collect())
     }
+}
 
-    /// The keys of the category a reservation belongs to, if it is known.
-    async fn keys_of(&self, id: ReservationId) -> Result<Option<CategoryKeys>, StoreError> {
-        let member: Option<String> = self
-            .query(redis::cmd("GET").arg(reservation_category(id)))
-            .await?;
-        Ok(member
-            .as_deref()
-            .and_then(parse_category_member)
-            .map(|(event, name)| CategoryKeys::new(event, name)))
+/// Counters as Redis keeps them: read as signed numbers, so a broken one (a negative `held`
+/// after a partial loss) is seen as broken rather than failing the whole read.
+fn parse_counters(fields: &[Option<String>; 4]) -> Option<StockCounts> {
+    let mut values = [0u32; 4];
+    for (value, field) in values.iter_mut().zip(fields) {
+        let signed: i64 = field.as_deref()?.parse().ok()?;
+        *value = u32::try_from(signed).ok()?;
     }
+    let [total, available, held, sold] = values;
+    Some(StockCounts {
+        total,
+        available,
+        held,
+        sold,
+    })
 }
 
 fn parse_reservation(json: &str) -> Result<Reservation, StoreError> {
@@ -187,19 +208,15 @@ fn parse_reservation(json: &str) -> Result<Reservation, StoreError> {
         .map_err(|err| StoreError(format!("redis: stored reservation: {err}")))
 }
 
-fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
 fn unexpected(reply: &[String]) -> StoreError {
     StoreError(format!("redis: unexpected script reply {reply:?}"))
 }
 
-fn category_keys(categories: &[(EventId, String)]) -> Vec<CategoryKeys> {
-    categories
-        .iter()
-        .map(|(event, name)| CategoryKeys::new(*event, name))
-        .collect()
+/// A member of a shard's sorted sets, back to its category's keys.
+fn keys_of_member(member: &str) -> Option<(EventId, CategoryName, CategoryKeys)> {
+    let (event, name) = parse_category_member(member)?;
+    let keys = CategoryKeys::new(event, name.as_str());
+    Some((event, name, keys))
 }
 
 #[async_trait]
@@ -211,63 +228,81 @@ impl StockStore for RedisStockStore {
         pipeline
             .cmd("EVALSHA")
             .arg(self.scripts.add_category.get_hash())
-            .arg(1)
+            .arg(2)
             .arg(&keys.stock)
+            .arg(&keys.shard_keys.touched)
+            .arg(&keys.member)
             .arg(category.total_stock.get())
             .arg(max)
-            .ignore()
-            .cmd("SADD")
-            .arg(CATEGORIES)
-            .arg(category_member(category.event_id, &category.name))
-            .ignore()
-            .cmd("SADD")
-            .arg(event_categories(category.event_id))
-            .arg(category.name.as_str())
             .ignore();
         self.pipeline(&pipeline, &self.scripts.add_category).await
     }
 
-    async fn counts(&self, event: EventId) -> Result<Vec<(CategoryName, StockCounts)>, StoreError> {
-        let names: Vec<String> = self
-            .query(redis::cmd("SMEMBERS").arg(event_categories(event)))
-            .await?;
-        let categories: Vec<(EventId, String)> =
-            names.into_iter().map(|name| (event, name)).collect();
-        let counts = self.counters_of(&categories).await?;
-        Ok(counts
-            .into_iter()
-            .map(|(_, name, counts)| (name, counts))
+    async fn counts(
+        &self,
+        event: EventId,
+        names: &[CategoryName],
+    ) -> Result<Vec<(CategoryName, StockCounts)>, StoreError> {
+        let keys: Vec<CategoryKeys> = names
+            .iter()
+            .map(|name| CategoryKeys::new(event, name.as_str()))
+            .collect();
+        let counters = self.counters_of(&keys).await?;
+        Ok(names
+            .iter()
+            .zip(counters)
+            .filter_map(|(name, counts)| Some((name.clone(), counts?)))
             .collect())
     }
 
-    async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError> {
-        let categories = self.all_categories().await?;
-        self.counters_of(&categories).await
-    }
-
-    /// A category's live holds are the members of its deadlines, in one round trip.
-    async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError> {
-        let categories = self.all_categories().await?;
-        let holds: Vec<u32> = self
-            .per_category(&category_keys(&categories), |keys| {
-                let mut command = redis::cmd("ZCARD");
-                command.arg(&keys.deadlines);
+    /// The categories each shard's `touched` saw change since the mark (Redis time, ms),
+    /// with their counters and live holds: two round trips, whatever the number of
+    /// categories, and only the changed ones read.
+    async fn sale_changes(&self, since: u64) -> Result<SaleChanges, StoreError> {
+        let (now, members): (u64, Vec<Vec<String>>) = self
+            .per_shard(|shard| {
+                let mut command = redis::cmd("ZRANGEBYSCORE");
+                command.arg(&shard.touched).arg(since).arg("+inf");
                 command
             })
             .await?;
-        categories
+        let changed: Vec<_> = members
+            .iter()
+            .flatten()
+            .filter_map(|member| keys_of_member(member))
+            .collect();
+        let mut pipeline = redis::pipe();
+        for (_, _, keys) in &changed {
+            pipeline
+                .cmd("HMGET")
+                .arg(&keys.stock)
+                .arg(&["total", "available", "held", "sold"])
+                .cmd("ZCARD")
+                .arg(&keys.deadlines);
+        }
+        let replies: Vec<([Option<String>; 4], u32)> = self.run(&pipeline).await?;
+        let categories = changed
             .into_iter()
-            .zip(holds)
-            .map(|((event, name), holds)| {
-                let name = CategoryName::parse(&name).map_err(StoreError)?;
-                Ok((event, name, holds))
-            })
-            .collect()
+            .zip(replies)
+            .map(
+                |((event_id, name, _), (counters, live_holds))| CategorySale {
+                    event_id,
+                    name,
+                    counts: parse_counters(&counters),
+                    live_holds,
+                },
+            )
+            .collect();
+        // The next read starts at this read's clock, inclusive: a change in this very
+        // millisecond is read twice rather than missed.
+        Ok(SaleChanges {
+            categories,
+            next: now,
+        })
     }
 
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
         let keys = CategoryKeys::new(hold.event_id, hold.category.as_str());
-        let member = category_member(hold.event_id, &hold.category);
         // The script reads these keys only when their arguments say so (a TTL, a rate);
         // otherwise any key of the slot stands in, so nothing is built for them.
         let idempotency_key = hold
@@ -283,43 +318,41 @@ impl StockStore for RedisStockStore {
         let (per_minute, burst) = hold
             .rate_limit
             .map_or((0, 0), |limit| (limit.per_minute, limit.burst));
-        let now_ms = hold.now.timestamp_millis();
-        let reservation = hold.into_reservation();
-        let json = serde_json::to_string(&reservation)
-            .map_err(|err| StoreError(format!("reservation JSON: {err}")))?;
-        let id = reservation.id.to_string();
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("EVALSHA")
+        // Redis's clock starts the hold; the caller's says only how long it lasts.
+        let lasts_ms = (hold.expires_at - hold.now).num_milliseconds().max(0);
+        let id = ReservationId::generate_routed(keys.shard.route()).to_string();
+        let mut invocation = redis::cmd("EVALSHA");
+        invocation
             .arg(self.scripts.reserve.get_hash())
-            .arg(7)
+            .arg(11)
             .arg(&keys.transition())
             .arg(idempotency_key.as_deref().unwrap_or(&keys.stock))
             .arg(rate_key.as_deref().unwrap_or(&keys.stock))
+            .arg(&keys.member)
             .arg(&id)
-            .arg(reservation.user_id.as_str())
-            .arg(reservation.qty.get())
-            .arg(reservation.expires_at.timestamp_millis())
-            .arg(&json)
-            .arg(ttl)
+            .arg(hold.user.as_str())
+            .arg(hold.qty.get())
+            .arg(lasts_ms)
+            .arg(hold.event_id.to_string())
+            .arg(hold.category.as_str())
             .arg(ReservationEvent::VERSION)
+            .arg(ttl)
             .arg(per_minute)
-            .arg(burst)
-            .arg(now_ms)
-            // In the same round trip: where a confirm will find this reservation.
-            .cmd("SET")
-            .arg(reservation_category(reservation.id))
-            .arg(member)
-            .ignore();
+            .arg(burst);
+        let mut pipeline = redis::pipe();
+        pipeline.add_command(invocation);
         let (reply,): (Vec<String>,) = self.pipeline(&pipeline, &self.scripts.reserve).await?;
+        let reservation = |reply: &[String]| -> Result<Reservation, StoreError> {
+            parse_reservation(reply.get(1).ok_or_else(|| unexpected(reply))?)
+        };
         match reply.first().map(String::as_str) {
             Some("held") => Ok(ReservationChange {
-                reservation,
+                reservation: reservation(&reply)?,
                 changed: true,
             }),
             Some("replay") => {
-                let earlier = parse_reservation(reply.get(1).ok_or_else(|| unexpected(&reply))?)?;
-                if earlier.qty != reservation.qty {
+                let earlier = reservation(&reply)?;
+                if earlier.qty != hold.qty {
                     return Err(ReserveError::IdempotencyKeyReused);
                 }
                 Ok(ReservationChange {
@@ -335,6 +368,7 @@ impl StockStore for RedisStockStore {
                 })
             }
             Some("unknown_category") => Err(ReserveError::UnknownCategory),
+            Some("stock_missing") => Err(stock_missing(&keys).into()),
             Some("limit_exceeded") => {
                 let max = reply.get(1).and_then(|max| max.parse().ok());
                 Err(ReserveError::LimitExceeded {
@@ -345,22 +379,25 @@ impl StockStore for RedisStockStore {
         }
     }
 
+    /// Two round trips: the hold, found by its id, names its category; then the script.
     async fn settle(
         &self,
         id: ReservationId,
         user: &UserId,
         settlement: Settlement,
-        now: DateTime<Utc>,
+        _now: DateTime<Utc>,
     ) -> Result<ReservationChange, SettleError> {
-        let keys = self.keys_of(id).await?.ok_or(SettleError::NotFound)?;
+        let held = self.category_of(id).await?.ok_or(SettleError::NotFound)?;
+        let keys = CategoryKeys::new(held.event_id, held.category.as_str());
         let mut invocation = self.scripts.settle.prepare_invoke();
+        for key in keys.transition() {
+            invocation.key(key);
+        }
         invocation
-            .key(&keys.transition())
+            .arg(&keys.member)
             .arg(id.to_string())
             .arg(user.as_str())
             .arg(settlement.status().as_str())
-            .arg(now.timestamp_millis())
-            .arg(rfc3339(now))
             .arg(ReservationEvent::VERSION);
         let mut connection = self.connections.get().await?;
         let reply: Vec<String> = invocation
@@ -381,6 +418,7 @@ impl StockStore for RedisStockStore {
             }),
             Some("not_found") => Err(SettleError::NotFound),
             Some("expired") => Err(SettleError::Expired),
+            Some("stock_missing") => Err(stock_missing(&keys).into()),
             Some("already_final") => {
                 let status = match reply.get(1).map(String::as_str) {
                     Some("confirmed") => ReservationStatus::Confirmed,
@@ -393,36 +431,166 @@ impl StockStore for RedisStockStore {
         }
     }
 
-    async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
-        let categories = self.all_categories().await?;
-        if categories.is_empty() {
-            return Ok(0);
-        }
-        let (now_ms, now) = (now.timestamp_millis(), rfc3339(now));
+    /// Visits only categories the shards' `due` says have a hold past its deadline, by
+    /// Redis's clock: idle, one round trip of a command per shard.
+    async fn expire_due(&self, _now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
+        let (now, due): (u64, Vec<Vec<(String, u64)>>) = self
+            .per_shard(|shard| {
+                let mut command = redis::cmd("ZRANGE");
+                command
+                    .arg(&shard.due)
+                    .arg(0)
+                    .arg(DUE_PER_SHARD - 1)
+                    .arg("WITHSCORES");
+                command
+            })
+            .await?;
         let mut pipeline = redis::pipe();
-        for (event, name) in &categories {
-            let keys = CategoryKeys::new(*event, name);
+        for (member, _) in due.iter().flatten().filter(|(_, at)| *at <= now) {
+            let Some((_, _, keys)) = keys_of_member(member) else {
+                continue;
+            };
             pipeline
                 .cmd("EVALSHA")
                 .arg(self.scripts.expire.get_hash())
-                .arg(5)
+                .arg(9)
                 .arg(&keys.transition())
-                .arg(now_ms)
-                .arg(&now)
+                .arg(&keys.member)
                 .arg(limit)
                 .arg(ReservationEvent::VERSION);
         }
-        let expired: Vec<usize> = self.pipeline(&pipeline, &self.scripts.expire).await?;
-        Ok(expired.iter().sum())
+        if pipeline.is_empty() {
+            return Ok(0);
+        }
+        let expired: Vec<i64> = self.pipeline(&pipeline, &self.scripts.expire).await?;
+        if expired.contains(&-1) {
+            tracing::error!(
+                "holds are due in a category whose stock is missing: run ticketd reconcile"
+            );
+        }
+        Ok(expired
+            .iter()
+            .map(|count| usize::try_from(*count).unwrap_or(0))
+            .sum())
+    }
+
+    async fn finished_holds(
+        &self,
+        _now: DateTime<Utc>,
+        retention: Duration,
+        limit: usize,
+    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
+        let per_shard = isize::try_from(limit.max(1)).unwrap_or(isize::MAX);
+        let (now, finished): (u64, Vec<Vec<(String, u64)>>) = self
+            .per_shard(|shard| {
+                let mut command = redis::cmd("ZRANGE");
+                command
+                    .arg(&shard.finished)
+                    .arg(0)
+                    .arg(per_shard - 1)
+                    .arg("WITHSCORES");
+                command
+            })
+            .await?;
+        let cutoff = now.saturating_sub(u64::try_from(retention.num_milliseconds()).unwrap_or(0));
+        let ids: Vec<ReservationId> = finished
+            .iter()
+            .flatten()
+            .filter(|(_, ended)| *ended <= cutoff)
+            .filter_map(|(id, _)| ReservationId::parse(id).ok())
+            .take(limit)
+            .collect();
+        let holds = self.stored_holds(&ids).await?;
+        Ok(holds
+            .into_values()
+            .flatten()
+            .filter(|hold| hold.status.is_final())
+            .map(|hold| (hold.id, hold.status))
+            .collect())
+    }
+
+    /// Two round trips: which holds are final and what keys made them, then the deletes.
+    async fn forget_holds(&self, ids: &[ReservationId]) -> Result<usize, StoreError> {
+        let holds = self.stored_holds(ids).await?;
+        let finished: Vec<ReservationId> = holds
+            .values()
+            .flatten()
+            .filter(|hold| hold.status.is_final())
+            .map(|hold| hold.id)
+            .collect();
+        let mut pipeline = redis::pipe();
+        for id in &finished {
+            if let Some(shard) = Shard::of_reservation(*id) {
+                pipeline
+                    .cmd("HGET")
+                    .arg(&shard.keys().key_of)
+                    .arg(id.to_string());
+            }
+        }
+        let made_by: Vec<Option<String>> = self.run(&pipeline).await?;
+        let mut pipeline = redis::pipe();
+        for (id, key) in finished.iter().zip(&made_by) {
+            let Some(shard) = Shard::of_reservation(*id) else {
+                continue;
+            };
+            let (shard, id) = (shard.keys(), id.to_string());
+            pipeline
+                .cmd("HDEL")
+                .arg(&shard.holds)
+                .arg(&id)
+                .ignore()
+                .cmd("ZREM")
+                .arg(&shard.finished)
+                .arg(&id)
+                .ignore()
+                .cmd("HDEL")
+                .arg(&shard.key_of)
+                .arg(&id)
+                .ignore();
+            // A final hold never becomes live again, so its key can go outside a script.
+            if let Some(key) = key {
+                pipeline.cmd("DEL").arg(key).ignore();
+            }
+        }
+        self.run::<()>(&pipeline).await?;
+        Ok(finished.len())
     }
 
     async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
-        let Some(keys) = self.keys_of(id).await? else {
-            return Ok(None);
-        };
-        let json: Option<String> = self
-            .query(redis::cmd("HGET").arg(&keys.holds).arg(id.to_string()))
-            .await?;
-        json.as_deref().map(parse_reservation).transpose()
+        self.category_of(id).await
     }
+}
+
+impl RedisStockStore {
+    /// The stored holds of `ids`, by id, in one round trip.
+    async fn stored_holds(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<BTreeMap<ReservationId, Option<Reservation>>, StoreError> {
+        let mut pipeline = redis::pipe();
+        let routed: Vec<(ReservationId, Shard)> = ids
+            .iter()
+            .filter_map(|id| Some((*id, Shard::of_reservation(*id)?)))
+            .collect();
+        for (id, shard) in &routed {
+            pipeline
+                .cmd("HGET")
+                .arg(&shard.keys().holds)
+                .arg(id.to_string());
+        }
+        let jsons: Vec<Option<String>> = self.run(&pipeline).await?;
+        routed
+            .iter()
+            .zip(jsons)
+            .map(|((id, _), json)| Ok((*id, json.as_deref().map(parse_reservation).transpose()?)))
+            .collect()
+    }
+}
+
+/// A category whose stock is gone while its holds remain: refused until reconcile.
+fn stock_missing(keys: &CategoryKeys) -> StoreError {
+    StoreError(format!(
+        "redis: the stock of category {} is missing; run ticketd reconcile",
+        keys.member
+    ))
 }

@@ -1,10 +1,12 @@
-//! The outbox: each category's stream of events, written by the transition scripts and read
-//! by the relay, which deletes entries only once Kafka has acknowledged them.
+//! The outbox: each shard's stream of events, written by the transition scripts and read by
+//! the relay, which deletes entries only once Kafka has acknowledged them.
 
-use super::{RedisStockStore, category_keys};
+use super::RedisStockStore;
+use super::keys::Shard;
+use domain::ReservationEvent;
 use domain::error::StoreError;
 
-/// One event waiting in a category's outbox stream.
+/// One event waiting in a shard's outbox stream.
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
     stream: String,
@@ -19,27 +21,24 @@ pub struct OutboxEntry {
 type StreamEntries = Vec<(String, Vec<String>)>;
 
 impl RedisStockStore {
-    /// Up to `max_per_category` of the oldest events of every category's outbox.
-    pub async fn outbox_batch(
-        &self,
-        max_per_category: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let categories = category_keys(&self.all_categories().await?);
-        let replies: Vec<StreamEntries> = self
-            .per_category(&categories, |keys| {
-                let mut command = redis::cmd("XRANGE");
-                command
-                    .arg(&keys.outbox)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(max_per_category);
-                command
-            })
-            .await?;
+    /// Up to `max_per_shard` of the oldest events of every shard's outbox: one round trip of
+    /// one command per shard, however many categories there are.
+    pub async fn outbox_batch(&self, max_per_shard: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut pipeline = redis::pipe();
+        let shards: Vec<_> = Shard::all().map(Shard::keys).collect();
+        for shard in &shards {
+            pipeline
+                .cmd("XRANGE")
+                .arg(&shard.outbox)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(max_per_shard);
+        }
+        let replies: Vec<StreamEntries> = self.run(&pipeline).await?;
         let mut batch = Vec::new();
-        for (keys, entries) in categories.iter().zip(replies) {
-            let stream = &keys.outbox;
+        for (shard, entries) in shards.iter().zip(replies) {
+            let stream = &shard.outbox;
             for (entry_id, fields) in entries {
                 let field = |name: &str| {
                     fields
@@ -61,11 +60,47 @@ impl RedisStockStore {
         Ok(batch)
     }
 
+    /// Every event still in the outboxes, decoded: what Kafka may not have yet (reconcile).
+    /// An event that cannot be read is an error: nothing may be rebuilt without it.
+    pub async fn outbox_events(&self) -> Result<Vec<ReservationEvent>, StoreError> {
+        const PAGE: usize = 10_000;
+        let mut events = Vec::new();
+        for shard in Shard::all() {
+            let outbox = shard.keys().outbox;
+            let mut after = "-".to_owned();
+            loop {
+                let page: StreamEntries = self
+                    .query(
+                        redis::cmd("XRANGE")
+                            .arg(&outbox)
+                            .arg(&after)
+                            .arg("+")
+                            .arg("COUNT")
+                            .arg(PAGE),
+                    )
+                    .await?;
+                for (entry_id, fields) in &page {
+                    let payload = fields
+                        .chunks_exact(2)
+                        .find(|pair| pair[0] == "event")
+                        .map(|pair| pair[1].as_str())
+                        .unwrap_or_default();
+                    let event = serde_json::from_str(payload).map_err(|err| {
+                        StoreError(format!("outbox entry {entry_id} is unreadable: {err}"))
+                    })?;
+                    events.push(event);
+                }
+                match page.last() {
+                    Some((last, _)) if page.len() == PAGE => after = format!("({last}"),
+                    _ => break,
+                }
+            }
+        }
+        Ok(events)
+    }
+
     /// Deletes entries that Kafka has acknowledged.
     pub async fn trim_outbox(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         let mut pipeline = redis::pipe();
         for entry in entries {
             pipeline
@@ -74,23 +109,16 @@ impl RedisStockStore {
                 .arg(&entry.entry_id)
                 .ignore();
         }
-        let mut connection = self.connections.get().await?;
-        pipeline
-            .query_async::<()>(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))
+        self.run(&pipeline).await
     }
 
     /// Events in every outbox, not yet acknowledged by Kafka.
     pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
-        let categories = category_keys(&self.all_categories().await?);
-        let lengths: Vec<u64> = self
-            .per_category(&categories, |keys| {
-                let mut command = redis::cmd("XLEN");
-                command.arg(&keys.outbox);
-                command
-            })
-            .await?;
+        let mut pipeline = redis::pipe();
+        for shard in Shard::all() {
+            pipeline.cmd("XLEN").arg(&shard.keys().outbox);
+        }
+        let lengths: Vec<u64> = self.run(&pipeline).await?;
         Ok(lengths.iter().sum())
     }
 }

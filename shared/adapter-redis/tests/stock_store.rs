@@ -33,22 +33,18 @@ async fn a_hold_moves_stock_and_is_found_by_id(store: Arc<dyn StockStore>) {
             sold: 0
         }
     );
-    let everywhere = store.all_counts().await.unwrap();
-    let ours = everywhere
-        .iter()
-        .find(|(event, _, _)| *event == category.event_id);
+    let gauged = sale(&*store, &category).await;
     assert_eq!(
-        ours,
-        Some(&(
-            category.event_id,
-            floor(),
-            StockCounts {
+        (gauged.counts, gauged.live_holds),
+        (
+            Some(StockCounts {
                 total: 10,
                 available: 7,
                 held: 3,
                 sold: 0
-            }
-        ))
+            }),
+            1
+        )
     );
     let found = store.reservation(change.reservation.id).await.unwrap();
     assert_eq!(found, Some(change.reservation));
@@ -81,7 +77,7 @@ async fn refusals_change_nothing(store: Arc<dyn StockStore>) {
 }
 
 async fn an_event_without_categories_has_no_counts(store: Arc<dyn StockStore>) {
-    let counts = store.counts(EventId::generate()).await.unwrap();
+    let counts = store.counts(EventId::generate(), &[floor()]).await.unwrap();
     assert_eq!(counts, []);
 }
 
@@ -217,11 +213,7 @@ async fn holds_past_their_deadline_expire_once(store: Arc<dyn StockStore>) {
 
 /// This category's live holds, as the gauges read them.
 async fn live_holds(store: &dyn StockStore, category: &Category) -> u32 {
-    let all = store.live_holds().await.unwrap();
-    let ours = all
-        .iter()
-        .filter(|(event, name, _)| *event == category.event_id && *name == category.name);
-    ours.map(|(_, _, holds)| *holds).sum()
+    sale(store, category).await.live_holds
 }
 
 async fn live_holds_count_each_hold_until_it_ends(store: Arc<dyn StockStore>) {
@@ -246,8 +238,7 @@ async fn live_holds_count_each_hold_until_it_ends(store: Arc<dyn StockStore>) {
     assert_eq!(live_holds(&*store, &sale).await, 1);
     // Listed while it has none too, so a gauge falls back to 0.
     let empty = category(&*store, 5, None).await;
-    let listed = store.live_holds().await.unwrap();
-    assert!(listed.contains(&(empty.event_id, empty.name, 0)));
+    assert_eq!(live_holds(&*store, &empty).await, 0);
 }
 
 async fn concurrent_holds_never_oversell(store: Arc<dyn StockStore>) {
@@ -309,8 +300,12 @@ async fn reservations_are_rate_limited_per_user_in_a_category(store: Arc<dyn Sto
         "{limited:?}"
     );
     store.reserve(request("bob", start)).await.unwrap();
-    // A second later ann has one token again, and only one.
+    // A second later ann has one token again, and only one. (Redis counts by its own clock,
+    // so the second really passes, with a margin for the time the requests above took.)
     let later = start + Duration::seconds(1);
+    if let Ok(wait) = (later + Duration::milliseconds(150) - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     store.reserve(request("ann", later)).await.unwrap();
     let again = store.reserve(request("ann", later)).await;
     assert!(
@@ -318,6 +313,47 @@ async fn reservations_are_rate_limited_per_user_in_a_category(store: Arc<dyn Sto
         "{again:?}"
     );
     assert_eq!(counts(&*store, &category).await.held, 5);
+}
+
+async fn finished_holds_are_forgotten_with_their_keys(store: Arc<dyn StockStore>) {
+    let category = category(&*store, 10, None).await;
+    let order = || keyed(hold(&category, "ann", 2, TEN_MINUTES), "order-1");
+    let bought = store.reserve(order()).await.unwrap().reservation;
+    let live = held(&*store, &category, "bob", 1).await;
+    settle(&*store, bought.id, "ann", Settlement::Confirm)
+        .await
+        .unwrap();
+
+    // Ended just now: kept while its retention lasts, listed once it has passed.
+    let kept = store
+        .finished_holds(now(), Duration::minutes(5), 100_000)
+        .await
+        .unwrap();
+    assert!(!kept.iter().any(|(id, _)| *id == bought.id));
+    let due = store
+        .finished_holds(now(), Duration::zero(), 100_000)
+        .await
+        .unwrap();
+    assert!(due.contains(&(bought.id, ReservationStatus::Confirmed)));
+    assert!(!due.iter().any(|(id, _)| *id == live.id));
+
+    // A live hold is never forgotten, whatever the caller asks.
+    assert_eq!(store.forget_holds(&[bought.id, live.id]).await.unwrap(), 1);
+    assert_eq!(store.reservation(bought.id).await.unwrap(), None);
+    assert!(store.reservation(live.id).await.unwrap().is_some());
+    assert_eq!(
+        counts(&*store, &category).await,
+        StockCounts {
+            total: 10,
+            available: 7,
+            held: 1,
+            sold: 2
+        }
+    );
+    // The key went with its hold: the same key makes a new hold now.
+    let again = store.reserve(order()).await.unwrap();
+    assert!(again.changed);
+    assert_ne!(again.reservation.id, bought.id);
 }
 
 macro_rules! contract {
@@ -344,10 +380,12 @@ contract!(
     live_holds_count_each_hold_until_it_ends,
     concurrent_holds_never_oversell,
     reservations_are_rate_limited_per_user_in_a_category,
+    finished_holds_are_forgotten_with_their_keys,
 );
 
 mod redis_only {
     use super::*;
+    use adapter_redis::StockState;
     use domain::ReservationEvent;
 
     #[tokio::test]
@@ -386,16 +424,19 @@ mod redis_only {
     }
 
     #[tokio::test]
-    async fn an_idempotency_key_expires_after_its_ttl() {
+    async fn an_idempotency_key_has_a_ttl_as_a_backstop() {
         let store = redis().await;
         let category = category(&*store, 10, None).await;
         store
             .reserve(keyed(hold(&category, "ann", 1, TEN_MINUTES), "k1"))
             .await
             .unwrap();
-        let key = format!("{{c:{}:Floor}}:idem:ann:k1", category.event_id);
+        let found = keys_in(9, &format!("*:c:{}:*:idem:*", category.event_id)).await;
+        let [key] = found.as_slice() else {
+            panic!("one idempotency key, not {found:?}")
+        };
         let ttl: i64 = redis::cmd("TTL")
-            .arg(&key)
+            .arg(key)
             .query_async(&mut raw().await)
             .await
             .unwrap();
@@ -403,15 +444,21 @@ mod redis_only {
         assert!((day - 60..=day).contains(&ttl), "{key} expires in {ttl} s");
     }
 
+    /// Only the stock hash is lost (an eviction, an operator's DEL) while holds remain:
+    /// every script refuses to act on half a category until it is rebuilt.
     #[tokio::test]
-    async fn a_category_redis_lost_is_restored_from_stored_reservations() {
+    async fn a_missing_stock_fails_closed_until_rebuilt() {
         let store = redis().await;
         let category = category(&*store, 10, Some(4)).await;
         let bought = held(&*store, &category, "ann", 2).await;
         settle(&*store, bought.id, "ann", Settlement::Confirm)
             .await
             .unwrap();
-        let live = held(&*store, &category, "bob", 1).await;
+        let live = store
+            .reserve(hold(&category, "bob", 1, Duration::seconds(2)))
+            .await
+            .unwrap()
+            .reservation;
         let dropped = held(&*store, &category, "cat", 3).await;
         settle(&*store, dropped.id, "cat", Settlement::Cancel)
             .await
@@ -422,36 +469,191 @@ mod redis_only {
             stored.push(store.reservation(id).await.unwrap().unwrap());
         }
 
-        let tag = format!("{{c:{}:Floor}}", category.event_id);
-        let lost = ["stock", "holds", "deadlines", "users"].map(|key| format!("{tag}:{key}"));
+        let stock = keys_in(9, &format!("*:c:{}:*:stock", category.event_id)).await;
+        assert_eq!(stock.len(), 1, "{stock:?}");
         redis::cmd("DEL")
-            .arg(&lost)
+            .arg(&stock)
             .query_async::<()>(&mut raw().await)
             .await
             .unwrap();
-        assert!(!store.has_category(&category).await.unwrap());
-        assert!(store.restore_category(&category, &stored).await.unwrap());
-        assert!(!store.restore_category(&category, &stored).await.unwrap());
+        assert_eq!(
+            store.stock_state(&category).await.unwrap(),
+            StockState::Missing
+        );
+        let reserve = store.reserve(hold(&category, "dan", 1, TEN_MINUTES)).await;
+        assert!(
+            matches!(reserve, Err(ReserveError::Store(_))),
+            "{reserve:?}"
+        );
+        let pay = settle(&*store, live.id, "bob", Settlement::Confirm).await;
+        assert!(matches!(pay, Err(SettleError::Store(_))), "{pay:?}");
+        // Past the live hold's deadline, the sweeper leaves it alone too.
+        let deadline = Utc::now() + Duration::seconds(3);
+        while Utc::now() < deadline {
+            store.expire_due(now(), 512).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let untouched = store.reservation(live.id).await.unwrap().unwrap();
+        assert_eq!(untouched.status, ReservationStatus::Held);
+        assert_eq!(
+            store.stock_state(&category).await.unwrap(),
+            StockState::Missing
+        );
 
+        assert!(
+            store
+                .restore_category(&category, &stored, false)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .restore_category(&category, &stored, false)
+                .await
+                .unwrap()
+        );
         assert_eq!(counts(&*store, &category).await, before);
         // The per-user counts came back: ann owns 2 of her 4.
         let over = store.reserve(hold(&category, "ann", 3, TEN_MINUTES)).await;
         assert!(matches!(over, Err(ReserveError::LimitExceeded { max: 4 })));
-        // The live hold still settles, exactly once.
+        // The live hold, past its deadline now, expires exactly once.
+        while store.expire_due(now(), 512).await.unwrap() > 0 {}
+        let expired = store.reservation(live.id).await.unwrap().unwrap();
+        assert_eq!(expired.status, ReservationStatus::Expired);
+        assert_eq!(counts(&*store, &category).await.available, 8);
+    }
+
+    /// Counters that break the invariant (here a negative `held`) are seen as broken by the
+    /// gauges, and rebuilt when reconcile asks to replace them.
+    #[tokio::test]
+    async fn broken_counters_are_seen_and_replaced() {
+        let store = redis().await;
+        let category = category(&*store, 10, None).await;
+        let live = held(&*store, &category, "ann", 2).await;
+        let stock = keys_in(9, &format!("*:c:{}:*:stock", category.event_id)).await;
+        redis::cmd("HSET")
+            .arg(&stock[0])
+            .arg("held")
+            .arg(-5)
+            .query_async::<()>(&mut raw().await)
+            .await
+            .unwrap();
+
+        let gauged = sale(&*store, &category).await;
+        assert_eq!(gauged.counts, None);
+        assert!(!gauged.is_consistent());
+        assert_eq!(
+            store.stock_state(&category).await.unwrap(),
+            StockState::Broken
+        );
         assert!(
-            settle(&*store, live.id, "bob", Settlement::Confirm)
+            !store
+                .restore_category(&category, std::slice::from_ref(&live), false)
                 .await
                 .unwrap()
-                .changed
+        );
+        assert!(
+            store
+                .restore_category(&category, &[live], true)
+                .await
+                .unwrap()
         );
         assert_eq!(
             counts(&*store, &category).await,
             StockCounts {
                 total: 10,
-                available: 7,
-                held: 0,
-                sold: 3
+                available: 8,
+                held: 2,
+                sold: 0
             }
+        );
+    }
+
+    /// A refused reserve (sold out, unknown category, a replay) leaves nothing behind.
+    #[tokio::test]
+    async fn a_refused_reserve_writes_nothing() {
+        const DB: u8 = 7;
+        let store = redis_alone(DB).await;
+        let category = category(&*store, 2, None).await;
+        let order = || keyed(hold(&category, "ann", 2, TEN_MINUTES), "order-1");
+        store.reserve(order()).await.unwrap();
+        let before = shape(DB).await;
+        for fan in 0..100 {
+            let sold_out = store
+                .reserve(hold(&category, &format!("fan-{fan}"), 1, TEN_MINUTES))
+                .await;
+            assert!(matches!(sold_out, Err(ReserveError::SoldOut)));
+            let mut unknown = hold(&category, &format!("fan-{fan}"), 1, TEN_MINUTES);
+            unknown.category = CategoryName::parse(&format!("Made up {fan}")).unwrap();
+            assert!(matches!(
+                store.reserve(unknown).await,
+                Err(ReserveError::UnknownCategory)
+            ));
+            assert!(!store.reserve(order()).await.unwrap().changed);
+        }
+        assert_eq!(shape(DB).await, before);
+    }
+
+    /// Every key of a database with its size, to compare before and after.
+    async fn shape(db: u8) -> Vec<(String, u64)> {
+        let server = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let client = redis::Client::open(format!("{server}/{db}")).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut sizes = Vec::new();
+        for key in keys_in(db, "*").await {
+            let size: u64 = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            sizes.push((key, size));
+        }
+        sizes
+    }
+
+    /// Two processes whose clocks differ by 30 s: Redis's clock decides deadlines, expiry and
+    /// rates, so neither expires the other's holds early nor hands out extra tokens.
+    #[tokio::test]
+    async fn processes_whose_clocks_differ_agree_on_time() {
+        let stores = [redis().await, redis().await];
+        let skew = Duration::seconds(30);
+        let category = category(&*stores[0], 100, None).await;
+        let held = stores[0]
+            .reserve(hold(&category, "ann", 1, Duration::minutes(1)))
+            .await
+            .unwrap()
+            .reservation;
+        // The fast process sweeps at what it thinks is past the deadline: nothing is due.
+        stores[1]
+            .expire_due(now() + skew + Duration::minutes(1), 512)
+            .await
+            .unwrap();
+        let still = stores[1].reservation(held.id).await.unwrap().unwrap();
+        assert_eq!(still.status, ReservationStatus::Held);
+        // And a fan paying before the deadline they were shown is not told it expired.
+        let paid = stores[1]
+            .settle(held.id, &user("ann"), Settlement::Confirm, now() + skew * 3)
+            .await
+            .unwrap();
+        assert!(paid.changed);
+
+        let limit = RateLimit {
+            per_minute: 1,
+            burst: 2,
+        };
+        let request = |at: DateTime<Utc>| HoldRequest {
+            rate_limit: Some(limit),
+            now: at,
+            expires_at: at + TEN_MINUTES,
+            ..hold(&category, "bob", 1, TEN_MINUTES)
+        };
+        stores[0].reserve(request(now())).await.unwrap();
+        stores[1].reserve(request(now() + skew)).await.unwrap();
+        let third = stores[1].reserve(request(now() + skew * 2)).await;
+        assert!(
+            matches!(third, Err(ReserveError::RateLimited { .. })),
+            "{third:?}"
         );
     }
 

@@ -16,4 +16,11 @@ pub struct Context {
     pub reservation_ttl: Duration,
     /// How often one user may reserve in one category; `None`: no limit.
     pub reserve_rate_limit: Option<RateLimit>,
+    /// How long the stock store keeps a finished hold once the reservation store has it.
+    pub finished_hold_retention: Duration,
 }
+
+/// The default of `finished_hold_retention`: a hold lasts 10 minutes by default, and a
+/// client's retries of one purchase fall well inside this; past it every answer about the
+/// hold comes, unchanged, from the reservation store.
+pub const DEFAULT_FINISHED_HOLD_RETENTION: Duration = Duration::minutes(15);

@@ -2,7 +2,7 @@
 //! tests) and a production one (Redis, Kafka, PostgreSQL), chosen by the runtime's settings.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{ApiError, ErrorKind, StoreError};
 use crate::{
@@ -32,17 +32,24 @@ pub enum InsertCategoryError {
 
 /// Live stock and holds. Every method is one atomic step, so the stock invariant holds at every
 /// instant and every accepted change is published on the reservation stream with it.
+///
+/// Times: the memory store uses the `now` its callers pass (the process's clock). A store
+/// shared by several processes (Redis) uses its own clock instead, so that every process
+/// agrees on deadlines, expiry and rates.
 #[async_trait]
 pub trait StockStore: Send + Sync {
-    /// Starts a new category with all of its stock available.
+    /// Starts a new category with all of its stock available; a category that exists is left
+    /// alone, so a retry is harmless.
     async fn add_category(&self, category: &Category) -> Result<(), StoreError>;
-    /// The counters of every category of `event` that has stock.
-    async fn counts(&self, event: EventId) -> Result<Vec<(CategoryName, StockCounts)>, StoreError>;
-    /// The counters of every category of every event, for the sale gauges.
-    async fn all_counts(&self) -> Result<Vec<(EventId, CategoryName, StockCounts)>, StoreError>;
-    /// How many holds are live (neither confirmed, cancelled nor expired yet) in each category,
-    /// for the sale gauges.
-    async fn live_holds(&self) -> Result<Vec<(EventId, CategoryName, u32)>, StoreError>;
+    /// The counters of those of `names` (categories of `event`) that have stock.
+    async fn counts(
+        &self,
+        event: EventId,
+        names: &[CategoryName],
+    ) -> Result<Vec<(CategoryName, StockCounts)>, StoreError>;
+    /// The sale state of every category that changed since the mark `since` (0: of every
+    /// category), for the gauges, and the mark to pass next time.
+    async fn sale_changes(&self, since: u64) -> Result<SaleChanges, StoreError>;
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError>;
     /// Confirms or cancels the caller's hold.
     async fn settle(
@@ -54,11 +61,47 @@ pub trait StockStore: Send + Sync {
     ) -> Result<ReservationChange, SettleError>;
     /// Expires up to `limit` holds whose deadline is at or before `now`; returns how many.
     async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
+    /// Up to `limit` holds that ended (confirmed, cancelled, expired) at least `retention`
+    /// before `now`, with the state they ended in.
+    async fn finished_holds(
+        &self,
+        now: DateTime<Utc>,
+        retention: Duration,
+        limit: usize,
+    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError>;
+    /// Forgets these finished holds, and the Idempotency-Keys that made them; live holds
+    /// are left alone. Returns how many were forgotten.
+    async fn forget_holds(&self, ids: &[ReservationId]) -> Result<usize, StoreError>;
     async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError>;
 }
 
-/// How long an Idempotency-Key is remembered, by every adapter: far longer than any client
-/// retries, and short enough that a flood of distinct keys cannot grow memory without bound.
+/// Categories whose sale changed, and the mark to ask from next time.
+#[derive(Debug, Clone, Default)]
+pub struct SaleChanges {
+    pub categories: Vec<CategorySale>,
+    pub next: u64,
+}
+
+/// One category's sale, as the gauges show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategorySale {
+    pub event_id: EventId,
+    pub name: CategoryName,
+    /// `None` when the counters are missing or cannot be read: the stock invariant is broken.
+    pub counts: Option<StockCounts>,
+    /// Holds neither confirmed, cancelled nor expired yet.
+    pub live_holds: u32,
+}
+
+impl CategorySale {
+    /// Whether `available + held + sold == total` holds, readable counters included.
+    pub fn is_consistent(&self) -> bool {
+        self.counts.is_some_and(|counts| counts.is_consistent())
+    }
+}
+
+/// The longest an Idempotency-Key is remembered: a backstop. A key normally goes with its
+/// hold, when the stock store forgets the finished hold (see `forget_holds`).
 pub const IDEMPOTENCY_KEY_TTL_SECS: u32 = 24 * 60 * 60;
 
 /// A request to hold `qty` tickets of a category until `expires_at`.
@@ -172,6 +215,11 @@ pub trait ReservationStore: Send + Sync {
     /// so applying the same events again (redelivery) changes nothing.
     async fn apply(&self, events: &[ReservationEvent]) -> Result<(), StoreError>;
     async fn get(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError>;
+    /// The stored state of each of `ids` that is stored.
+    async fn statuses(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError>;
 }
 
 /// The consuming end of the reservation stream (an in-process channel, or Kafka).

@@ -105,6 +105,32 @@ pub static PERSIST_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
     .expect(UNIQUE)
 });
 
+pub static PERSIST_STALLED_PARTITIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "persist_stalled_partitions",
+        "Partitions persist-reservations stopped at an event of a version it cannot read \
+         (a newer producer): nothing past it is committed until a consumer that reads it runs."
+    )
+    .expect(UNIQUE)
+});
+
+pub static PERSIST_RETRYING: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "persist_retrying",
+        "1 while persist-reservations retries a batch the reservation store keeps refusing."
+    )
+    .expect(UNIQUE)
+});
+
+pub static PERSIST_SKIPPED_RECORDS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "persist_skipped_records_total",
+        "Records of the reservation topic that are no reservation event at all (not JSON, \
+         no version), skipped."
+    )
+    .expect(UNIQUE)
+});
+
 pub static EVENTS_PRODUCED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "events_produced_total",

@@ -10,7 +10,7 @@ use domain::clock::ManualClock;
 use domain::contracts::HoldRequest;
 use domain::{
     Category, CategoryName, Event, EventId, EventName, PerUserLimit, Price, Qty, Reservation,
-    TotalStock, UserId,
+    StockCounts, TotalStock, UserId,
 };
 
 pub struct TestStack {
@@ -36,7 +36,7 @@ impl TestStack {
         let event = Event {
             id: EventId::generate(),
             name: EventName::parse("Test concert").expect("valid name"),
-            date: self.clock_now(),
+            date: self.now(),
             venue: None,
         };
         ctx.catalogue
@@ -71,7 +71,7 @@ impl TestStack {
         qty: i64,
     ) -> Reservation {
         let ctx = &self.embedded.context;
-        let now = self.clock_now();
+        let now = self.now();
         let hold = HoldRequest {
             event_id,
             category: category.clone(),
@@ -89,15 +89,30 @@ impl TestStack {
             .reservation
     }
 
+    /// The counters of the event's "Floor" category, as `category` makes it.
+    pub async fn counts(&self, event_id: EventId) -> StockCounts {
+        let floor = CategoryName::parse("Floor").expect("valid name");
+        let stock = &self.embedded.context.stock;
+        let counts = stock
+            .counts(event_id, &[floor])
+            .await
+            .expect("memory stock");
+        counts.first().expect("a Floor category").1
+    }
+
     /// Panics unless every category satisfies `available + held + sold == total`.
     pub async fn assert_stock_consistent(&self) {
-        let all = self.embedded.context.stock.all_counts().await;
-        for (_, _, counts) in all.expect("memory stock") {
-            assert!(counts.is_consistent(), "stock invariant broken: {counts:?}");
+        let sale = self.embedded.context.stock.sale_changes(0).await;
+        for category in sale.expect("memory stock").categories {
+            assert!(
+                category.is_consistent(),
+                "stock invariant broken: {category:?}"
+            );
         }
     }
 
-    fn clock_now(&self) -> chrono::DateTime<Utc> {
+    /// The test clock's time.
+    pub fn now(&self) -> chrono::DateTime<Utc> {
         use domain::clock::Clock;
         self.clock.now()
     }

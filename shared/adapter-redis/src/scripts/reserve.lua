@@ -1,45 +1,52 @@
 -- Holds tickets, atomically with its outbox event.
--- KEYS: 1 stock, 2 holds, 3 deadlines, 4 users, 5 outbox, 6 this request's idempotency key,
---       7 this user's rate bucket
--- ARGV: 1 reservation id, 2 user, 3 qty, 4 deadline (ms), 5 reservation JSON,
---       6 idempotency key TTL in seconds (0: no key), 7 event version,
---       8 reservations per minute (0: no limit), 9 burst, 10 now (ms)
--- Returns {'held'} | {'replay', json} | {'unknown_category'} | {'rate_limited', seconds}
---       | {'sold_out'} | {'limit_exceeded', max}
+-- KEYS: 1-9 as in common.lua, 10 this request's idempotency key, 11 this user's rate bucket
+-- ARGV: 1 category member, 2 reservation id, 3 user, 4 qty, 5 hold time (ms), 6 event id,
+--       7 category name, 8 event version, 9 idempotency key TTL in seconds (0: no key),
+--       10 reservations per minute (0: no limit), 11 burst
+-- Returns {'held', json} | {'replay', json} | {'unknown_category'} | {'stock_missing'}
+--       | {'rate_limited', seconds} | {'sold_out'} | {'limit_exceeded', max}
 -- Checks in the memory store's order: category, rate, idempotency key, per-user limit, stock.
-local qty = tonumber(ARGV[3])
+-- A refusal writes nothing but the rate bucket.
+local member, qty = ARGV[1], tonumber(ARGV[4])
 local stock = redis.call('HMGET', KEYS[1], 'available', 'max_per_user')
 if not stock[1] then
+  -- A category the shard knows but whose stock is gone: fail closed until reconcile.
+  if redis.call('ZSCORE', KEYS[8], member) then
+    return {'stock_missing'}
+  end
   return {'unknown_category'}
 end
-local per_minute = tonumber(ARGV[8])
+local now = now_us()
+local now_ms = math.floor(now / 1000)
+local per_minute = tonumber(ARGV[10])
 if per_minute > 0 then
   -- A token bucket: `burst` tokens, refilled at per_minute. Fractions are kept as strings,
   -- since Redis would truncate a Lua number to an integer.
-  local burst, now = tonumber(ARGV[9]), tonumber(ARGV[10])
-  local bucket = redis.call('HMGET', KEYS[7], 'tokens', 'at')
+  local burst = tonumber(ARGV[11])
+  local bucket = redis.call('HMGET', KEYS[11], 'tokens', 'at')
   local tokens = tonumber(bucket[1]) or burst
-  local at = tonumber(bucket[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - at) * per_minute / 60000)
+  local at = tonumber(bucket[2]) or now_ms
+  tokens = math.min(burst, tokens + math.max(0, now_ms - at) * per_minute / 60000)
   local refill_ms = math.ceil(burst * 60000 / per_minute)
   if tokens < 1 then
-    redis.call('HSET', KEYS[7], 'tokens', tostring(tokens), 'at', now)
-    redis.call('PEXPIRE', KEYS[7], refill_ms)
+    redis.call('HSET', KEYS[11], 'tokens', tostring(tokens), 'at', now_ms)
+    redis.call('PEXPIRE', KEYS[11], refill_ms)
     return {'rate_limited', tostring(math.max(1, math.ceil((1 - tokens) * 60 / per_minute)))}
   end
-  redis.call('HSET', KEYS[7], 'tokens', tostring(tokens - 1), 'at', now)
-  redis.call('PEXPIRE', KEYS[7], refill_ms)
+  redis.call('HSET', KEYS[11], 'tokens', tostring(tokens - 1), 'at', now_ms)
+  redis.call('PEXPIRE', KEYS[11], refill_ms)
 end
-if ARGV[6] ~= '0' then
-  local earlier = redis.call('GET', KEYS[6])
-  local json = earlier and redis.call('HGET', KEYS[2], earlier)
+local with_key = ARGV[9] ~= '0'
+if with_key then
+  local earlier = redis.call('GET', KEYS[10])
+  local json = earlier and redis.call('HGET', KEYS[4], earlier)
   if json then
     return {'replay', json}
   end
 end
 local max = tonumber(stock[2])
 if max > 0 then
-  local owned = tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
+  local owned = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
   if owned + qty > max then
     return {'limit_exceeded', stock[2]}
   end
@@ -47,16 +54,25 @@ end
 if tonumber(stock[1]) < qty then
   return {'sold_out'}
 end
+local id = ARGV[2]
+local deadline = now_ms + tonumber(ARGV[5])
+local json = cjson.encode({
+  reservation_id = id, event_id = ARGV[6], category = ARGV[7], user_id = ARGV[3], qty = qty,
+  status = 'held', created_at = rfc3339(now), expires_at = rfc3339(deadline * 1000),
+  updated_at = rfc3339(now),
+})
 redis.call('HINCRBY', KEYS[1], 'available', -qty)
 redis.call('HINCRBY', KEYS[1], 'held', qty)
 if max > 0 then
-  redis.call('HINCRBY', KEYS[4], ARGV[2], qty)
+  redis.call('HINCRBY', KEYS[3], ARGV[3], qty)
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-if ARGV[6] ~= '0' then
-  redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6])
+redis.call('HSET', KEYS[4], id, json)
+redis.call('ZADD', KEYS[2], deadline, id)
+redis.call('ZADD', KEYS[5], 'LT', deadline, member)
+if with_key then
+  redis.call('SET', KEYS[10], id, 'EX', ARGV[9])
+  redis.call('HSET', KEYS[9], id, KEYS[10])
 end
-redis.call('XADD', KEYS[5], '*', 'key', ARGV[1],
-  'event', '{"version":' .. ARGV[7] .. ',"reservation":' .. ARGV[5] .. '}')
-return {'held'}
+outbox(id, json, ARGV[8])
+redis.call('ZADD', KEYS[8], now_ms, member)
+return {'held', json}

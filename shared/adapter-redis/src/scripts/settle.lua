@@ -1,29 +1,38 @@
 -- Confirms or cancels the caller's hold.
--- ARGV: 1 reservation id, 2 user, 3 wanted status (confirmed | cancelled), 4 now (ms),
---       5 now (RFC 3339), 6 event version
--- Returns {'changed', json} | {'unchanged', json} | {'not_found'} | {'expired'} | {'already_final', status}
-local json = redis.call('HGET', KEYS[2], ARGV[1])
+-- KEYS: 1-9 as in common.lua. ARGV: 1 category member, 2 reservation id, 3 user,
+--       4 wanted status (confirmed | cancelled), 5 event version
+-- Returns {'changed', json} | {'unchanged', json} | {'not_found'} | {'expired'}
+--       | {'already_final', status} | {'stock_missing'}
+local id = ARGV[2]
+local json = redis.call('HGET', KEYS[4], id)
 if not json then
   return {'not_found'}
 end
 local reservation = cjson.decode(json)
 -- Someone else's reservation looks unknown, so ids can't be probed.
-if reservation.user_id ~= ARGV[2] then
+if reservation.user_id ~= ARGV[3] then
   return {'not_found'}
 end
 local status = reservation.status
 if status == 'held' then
-  local deadline = redis.call('ZSCORE', KEYS[3], ARGV[1])
-  -- Past its deadline a hold can only expire; the sweeper records that.
-  if not deadline or tonumber(deadline) <= tonumber(ARGV[4]) then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {'stock_missing'}
+  end
+  local deadline = redis.call('ZSCORE', KEYS[2], id)
+  -- Past its deadline a hold can only expire; the sweeper records that. A held record
+  -- without a deadline is a leftover of a category rebuilt without it: no live hold.
+  local now = now_us()
+  if not deadline or tonumber(deadline) <= math.floor(now / 1000) then
     return {'expired'}
   end
-  return {'changed', finish(ARGV[1], reservation, ARGV[3], ARGV[5], ARGV[6])}
+  local settled = finish(ARGV[1], id, reservation, ARGV[4], now, ARGV[5])
+  refresh_due(ARGV[1])
+  return {'changed', settled}
 end
 if status == 'expired' then
   return {'expired'}
 end
-if status == ARGV[3] then
+if status == ARGV[4] then
   return {'unchanged', json}
 end
 return {'already_final', status}

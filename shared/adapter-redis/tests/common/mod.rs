@@ -7,7 +7,7 @@ use std::sync::Arc;
 use adapter_memory::{MemoryStockStore, channel};
 use adapter_redis::RedisStockStore;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use domain::contracts::{HoldRequest, SettleError, Settlement, StockStore};
+use domain::contracts::{CategorySale, HoldRequest, SettleError, Settlement, StockStore};
 use domain::{
     Category, CategoryName, EventId, IdempotencyKey, PerUserLimit, Price, Qty, Reservation,
     ReservationId, StockCounts, TotalStock, UserId,
@@ -81,7 +81,10 @@ pub fn keyed(mut request: HoldRequest, key: &str) -> HoldRequest {
 }
 
 pub async fn counts(store: &dyn StockStore, category: &Category) -> StockCounts {
-    let counts = store.counts(category.event_id).await.unwrap();
+    let counts = store
+        .counts(category.event_id, std::slice::from_ref(&category.name))
+        .await
+        .unwrap();
     assert_eq!(counts.len(), 1);
     assert!(counts[0].1.is_consistent(), "{:?}", counts[0].1);
     counts[0].1
@@ -112,4 +115,40 @@ pub const TEN_MINUTES: Duration = Duration::minutes(10);
 pub async fn raw() -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(redis_url()).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// A category's sale as the gauges read it.
+pub async fn sale(store: &dyn StockStore, category: &Category) -> CategorySale {
+    let sale = store.sale_changes(0).await.unwrap();
+    sale.categories
+        .into_iter()
+        .find(|sale| sale.event_id == category.event_id && sale.name == category.name)
+        .expect("every category is in a first read of the sale")
+}
+
+/// A store on a Redis database of one test's own, emptied first: for what must count keys.
+pub async fn redis_alone(db: u8) -> Arc<RedisStockStore> {
+    let server = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = format!("{server}/{db}");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("FLUSHDB")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    Arc::new(RedisStockStore::connect(&url).await.unwrap())
+}
+
+/// Keys of the database at `db` whose name matches `pattern`.
+pub async fn keys_in(db: u8, pattern: &str) -> Vec<String> {
+    let server = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(format!("{server}/{db}")).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    keys.sort();
+    keys
 }
