@@ -34,6 +34,7 @@ start_redis() {
     say "starting redis on 127.0.0.1:$REDIS_PORT"
     mkdir -p "$STACK_DIR/redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --appendonly yes \
+        --maxmemory-policy noeviction \
         --dir "$STACK_DIR/redis" --logfile "$STACK_DIR/redis.log"
     wait_port "$REDIS_PORT"
 }
