@@ -21,6 +21,9 @@ stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test a
 stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/api-fuzz.sh
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
 stage "runtime: Kafka outage" cargo test -p ticketd --test kafka_outage "$@"
+stage "soak smoke: a short long sale, Redis bounded, PostgreSQL agrees" env SOAK_PROFILE=debug \
+    SOAK_REQUESTS=20000 SOAK_CATEGORIES=100 SOAK_STOCK=20 SOAK_IDLE_CATEGORIES=300 \
+    SOAK_RETENTION=5s bash infra/bench/soak.sh
 stage "k6 smoke: embedded and real stack" env SMOKE_PROFILE=debug bash k6/smoke.sh
 stage "dashboard queries against a real Prometheus" env DASHBOARD_PROFILE=debug bash monitoring/dashboard-check.sh
 stage "Docker Compose: both profiles through the gateway" infra/compose-test.sh

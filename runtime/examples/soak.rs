@@ -89,12 +89,106 @@ impl Soak {
     }
 }
 
+/// How a sale is run.
+#[derive(Clone, Copy)]
+struct Shape {
+    requests: u64,
+    categories: u64,
+    workers: u64,
+    fans: u64,
+}
+
+impl Soak {
+    /// An event with `categories` categories of `stock`; returns its id.
+    async fn event(&self, name: &str, categories: u64, stock: u64) -> String {
+        let event = json!({"name": name, "date": "2031-01-01T20:00:00Z"});
+        let (status, created) = self.post("/events", &self.admin, &event, None).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let event_id = created["id"].as_str().expect("an id").to_owned();
+        self.categories(&event_id, 0, categories, stock).await;
+        event_id
+    }
+
+    /// `shape.requests` reserves from `shape.workers` concurrent fans: half the holds paid,
+    /// a quarter cancelled, a quarter left to expire; a fifth with an Idempotency-Key.
+    /// Returns the state each hold's fan was told it ended in, and every reserve's answer.
+    async fn sale(
+        self: &Arc<Self>,
+        event_id: &str,
+        shape: &Shape,
+    ) -> (HashMap<String, &'static str>, HashMap<String, u64>) {
+        let sent = Arc::new(AtomicU64::new(0));
+        let answers: Answers = Arc::default();
+        let tally: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let mut tasks = Vec::new();
+        for worker in 0..shape.workers {
+            let (soak, sent, answers, tally) =
+                (self.clone(), sent.clone(), answers.clone(), tally.clone());
+            let (event_id, shape) = (event_id.to_owned(), *shape);
+            tasks.push(tokio::spawn(async move {
+                let mut n = worker;
+                while sent.fetch_add(1, Ordering::Relaxed) < shape.requests {
+                    n = n
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    let fan = (n >> 20) % shape.fans;
+                    let category = (n >> 40) % shape.categories;
+                    let token = soak.token(fan);
+                    let key = ((n >> 8) % 5 == 0).then(|| format!("order-{n}"));
+                    let body =
+                        json!({"event_id": event_id, "category": format!("C{category}"), "qty": 1});
+                    let (status, reply) =
+                        soak.post("/reserve", &token, &body, key.as_deref()).await;
+                    let answer = match status {
+                        StatusCode::CREATED => "held".to_owned(),
+                        _ => reply["error"]["code"].as_str().unwrap_or("?").to_owned(),
+                    };
+                    *tally.lock().await.entry(answer).or_default() += 1;
+                    if status != StatusCode::CREATED {
+                        continue;
+                    }
+                    let id = reply["reservation_id"].as_str().expect("an id").to_owned();
+                    let final_state = match (n >> 50) % 4 {
+                        0 | 1 => settle(&soak, &token, &id, true).await,
+                        2 => settle(&soak, &token, &id, false).await,
+                        _ => "expired",
+                    };
+                    answers.lock().await.insert(id, final_state);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a worker");
+        }
+        let answers = Arc::try_unwrap(answers).expect("workers done").into_inner();
+        let tally = tally.lock().await.clone();
+        (answers, tally)
+    }
+}
+
 async fn redis_info(redis: &mut redis::aio::MultiplexedConnection, field: &str) -> u64 {
     let info: String = redis::cmd("INFO").query_async(redis).await.expect("INFO");
     info.lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("INFO has no {field}"))
+}
+
+/// `MEMORY STATS`' top-level numbers, by name.
+async fn memory_stats(redis: &mut redis::aio::MultiplexedConnection) -> HashMap<String, i64> {
+    let stats: Vec<redis::Value> = redis::cmd("MEMORY")
+        .arg("STATS")
+        .query_async(redis)
+        .await
+        .expect("MEMORY STATS");
+    stats
+        .chunks_exact(2)
+        .filter_map(|pair| {
+            let name: String = redis::from_redis_value(pair[0].clone()).ok()?;
+            let value: i64 = redis::from_redis_value(pair[1].clone()).ok()?;
+            Some((name, value))
+        })
+        .collect()
 }
 
 async fn keys(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
@@ -116,6 +210,18 @@ async fn holds_in_redis(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
         total += count;
     }
     total
+}
+
+/// Waits until every hold has ended, been stored and waited out its retention.
+async fn drained(redis: &mut redis::aio::MultiplexedConnection, within: Duration) {
+    let deadline = Instant::now() + within;
+    while holds_in_redis(redis).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "Redis still keeps holds after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Commands Redis processes per second over `window`, nothing else sending.
@@ -164,22 +270,35 @@ async fn main() {
             .expect("PostgreSQL");
     tokio::spawn(connection);
 
-    let event = json!({"name": "Soak", "date": "2031-01-01T20:00:00Z"});
-    let (status, created) = soak.post("/events", &soak.admin, &event, None).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let event_id = created["id"].as_str().expect("an id").to_owned();
-    soak.categories(&event_id, 0, categories, stock).await;
+    let shape = Shape {
+        requests,
+        categories,
+        workers,
+        fans,
+    };
+    let event_id = soak.event("Soak", categories, stock).await;
+    let warm_up = soak.event("Warm-up", categories, stock).await;
+    // A small sale first, waited out: what any sale leaves for good (scripts, connections,
+    // buffers, the shards' streams) is then in "before", and only growth with the history
+    // of the sale shows as growth.
+    let warm_up_requests = (requests / 20).max(2_000);
+    soak.sale(
+        &warm_up,
+        &Shape {
+            requests: warm_up_requests,
+            ..shape
+        },
+    )
+    .await;
+    drained(&mut redis, settle_within).await;
     let memory_before = redis_info(&mut redis, "used_memory").await;
+    let dataset_before = redis_info(&mut redis, "used_memory_dataset").await;
+    let stats_before = memory_stats(&mut redis).await;
     let keys_before = keys(&mut redis).await;
     println!(
-        "soak: {categories} categories of {stock}; Redis before: used_memory {memory_before} B, {keys_before} keys"
+        "soak: {categories} categories of {stock}, after a warm-up sale of {warm_up_requests} reserves; Redis before: used_memory {memory_before} B, {keys_before} keys"
     );
 
-    // The sale.
-    let started = Instant::now();
-    let sent = Arc::new(AtomicU64::new(0));
-    let answers: Answers = Arc::default();
-    let tally: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let peak = Arc::new(AtomicU64::new(memory_before));
     let sampler = {
         let (peak, mut redis) = (peak.clone(), redis.clone());
@@ -191,52 +310,9 @@ async fn main() {
             }
         })
     };
-    let mut tasks = Vec::new();
-    for worker in 0..workers {
-        let (soak, sent, answers, tally, event_id) = (
-            soak.clone(),
-            sent.clone(),
-            answers.clone(),
-            tally.clone(),
-            event_id.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut n = worker;
-            while sent.fetch_add(1, Ordering::Relaxed) < requests {
-                n = n
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let fan = (n >> 20) % fans;
-                let category = (n >> 40) % categories;
-                let token = soak.token(fan);
-                let key = ((n >> 8) % 5 == 0).then(|| format!("order-{n}"));
-                let body =
-                    json!({"event_id": event_id, "category": format!("C{category}"), "qty": 1});
-                let (status, reply) = soak.post("/reserve", &token, &body, key.as_deref()).await;
-                let answer = match status {
-                    StatusCode::CREATED => "held".to_owned(),
-                    _ => reply["error"]["code"].as_str().unwrap_or("?").to_owned(),
-                };
-                *tally.lock().await.entry(answer).or_default() += 1;
-                if status != StatusCode::CREATED {
-                    continue;
-                }
-                let id = reply["reservation_id"].as_str().expect("an id").to_owned();
-                let final_state = match (n >> 50) % 4 {
-                    0 | 1 => settle(&soak, &token, &id, true).await,
-                    2 => settle(&soak, &token, &id, false).await,
-                    _ => "expired",
-                };
-                answers.lock().await.insert(id, final_state);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("a worker");
-    }
+    let started = Instant::now();
+    let (answers, tally) = soak.sale(&event_id, &shape).await;
     let elapsed = started.elapsed();
-    let answers = Arc::try_unwrap(answers).expect("workers done").into_inner();
-    let tally = tally.lock().await.clone();
     println!(
         "soak: {requests} reserves in {:.0} s ({:.0}/s); answers {tally:?}; {} holds",
         elapsed.as_secs_f64(),
@@ -244,24 +320,47 @@ async fn main() {
         answers.len()
     );
 
-    // Until every hold has ended, been stored and waited out its retention.
-    let deadline = Instant::now() + settle_within;
-    while holds_in_redis(&mut redis).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "Redis still keeps holds after {settle_within:?}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    drained(&mut redis, settle_within).await;
     sampler.abort();
     let memory_after = redis_info(&mut redis, "used_memory").await;
+    let dataset_after = redis_info(&mut redis, "used_memory_dataset").await;
     let keys_after = keys(&mut redis).await;
     let memory_peak = peak.load(Ordering::Relaxed);
     let grown = memory_after as f64 / memory_before as f64 - 1.0;
     println!(
-        "soak: Redis used_memory before {memory_before} B, peak {memory_peak} B, after retention {memory_after} B ({:+.1} %); keys {keys_before} / {keys_after}",
+        "soak: Redis used_memory before {memory_before} B, peak {memory_peak} B, after retention {memory_after} B ({:+.1} %); dataset {dataset_before} B / {dataset_after} B; keys {keys_before} / {keys_after}",
         grown * 100.0
     );
+
+    // Where memory moved, by MEMORY STATS' own account.
+    let stats_after = memory_stats(&mut redis).await;
+    let mut moved: Vec<(i64, &String)> = stats_after
+        .iter()
+        .map(|(name, after)| (after - stats_before.get(name).copied().unwrap_or(0), name))
+        .filter(|(delta, _)| delta.abs() >= 4096)
+        .collect();
+    moved.sort_unstable_by_key(|(delta, _)| std::cmp::Reverse(delta.abs()));
+    println!("soak: MEMORY STATS moved (bytes): {moved:?}");
+
+    // What is left besides the categories' stock, largest first.
+    let mut left = Vec::new();
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut redis)
+        .await
+        .expect("KEYS");
+    for key in all.iter().filter(|key| !key.ends_with(":stock")) {
+        let bytes: u64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .unwrap_or(0);
+        left.push((bytes, key.clone()));
+    }
+    left.sort_unstable_by(|a, b| b.cmp(a));
+    left.truncate(8);
+    println!("soak: largest keys left besides stock: {left:?}");
 
     // PostgreSQL has exactly what the fans were told.
     let rows = db

@@ -17,7 +17,7 @@ const BATCH: usize = 500;
 /// `IDLE_MAX`, so an idle relay costs Redis a few commands a second, and the first event
 /// after a lull waits at most that long.
 const IDLE: Duration = Duration::from_millis(25);
-const IDLE_MAX: Duration = Duration::from_millis(200);
+const IDLE_MAX: Duration = Duration::from_millis(500);
 /// Pause after a failure (Kafka or Redis down).
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// On stop, how many rounds may still flush the outbox.
