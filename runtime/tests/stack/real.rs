@@ -48,6 +48,11 @@ impl TestStack {
             .unwrap_or_default()
     }
 
+    pub fn redis_url(&self) -> &str {
+        let url = self.settings.stack.redis_url.as_ref();
+        url.map(|url| url.expose()).unwrap_or_default()
+    }
+
     pub async fn postgres(&self) -> tokio_postgres::Client {
         connect(self.database_url()).await
     }

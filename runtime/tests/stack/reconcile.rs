@@ -38,7 +38,7 @@ async fn reconcile(stack: &TestStack, brokers: &str) -> std::process::Output {
     let settings = &stack.settings.stack;
     tokio::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
         .arg("reconcile")
-        .env("REDIS_URL", settings.redis_url.as_ref().unwrap().expose())
+        .env("REDIS_URL", stack.redis_url())
         .env("DATABASE_URL", stack.database_url())
         .env("KAFKA_BROKERS", brokers)
         .env("KAFKA_TOPIC", &settings.kafka_topic)
@@ -123,14 +123,7 @@ async fn sale_behind_postgres(stack: &TestStack, left_out: &[FunctionName]) -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_never_resells_what_only_kafka_knew() {
     let stack = stack(10, "reconcile_kafka").await;
-    let redis_url = stack
-        .settings
-        .stack
-        .redis_url
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let redis_url = stack.redis_url().to_owned();
     let brokers = stack.settings.stack.kafka_brokers.clone().unwrap();
     // The relay runs, persist-reservations does not: the changes are in Kafka alone.
     let (event_id, live) = sale_behind_postgres(&stack, &[FunctionName::PersistReservations]).await;
@@ -176,14 +169,7 @@ async fn a_rebuild_never_resells_what_only_kafka_knew() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_folds_in_what_only_the_outbox_knew() {
     let stack = stack(14, "reconcile_outbox").await;
-    let redis_url = stack
-        .settings
-        .stack
-        .redis_url
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let redis_url = stack.redis_url().to_owned();
     let brokers = stack.settings.stack.kafka_brokers.clone().unwrap();
     let left_out = [FunctionName::PersistReservations, FunctionName::RelayOutbox];
     let (event_id, _) = sale_behind_postgres(&stack, &left_out).await;
@@ -214,14 +200,7 @@ async fn a_rebuild_folds_in_what_only_the_outbox_knew() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emptied_redis_is_rebuilt_from_postgres() {
     let stack = stack(3, "reconcile").await;
-    let redis_url = stack
-        .settings
-        .stack
-        .redis_url
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let redis_url = stack.redis_url().to_owned();
     let app = spawn_app_with(stack.settings.clone()).await;
     let event_id = app.event_with_floor(10, Some(4)).await;
     let bought = app.hold("ann", &event_id, 2).await;

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use adapter_memory::{MemoryStockStore, channel};
-use adapter_redis::RedisStockStore;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use domain::contracts::{HoldRequest, ReserveError, SettleError, Settlement, StockStore};
 use domain::{
@@ -21,6 +20,10 @@ use domain::{
     ReservationStatus, StockCounts, TotalStock, UserId,
 };
 use proptest::prelude::*;
+
+mod common;
+
+use common::redis_alone;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 const USERS: usize = 3;
@@ -404,21 +407,8 @@ fn the_memory_store_behaves_like_the_model() {
 #[test]
 fn the_redis_store_behaves_like_the_model() {
     let runtime = runtime();
-    let store = runtime.block_on(redis_store(8));
+    let store = runtime.block_on(redis_alone(8));
     check(&runtime, store, 128, false);
-}
-
-/// A store on its own Redis database, emptied first.
-async fn redis_store(db: u8) -> Arc<RedisStockStore> {
-    let base = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let url = format!("{base}/{db}");
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("FLUSHDB")
-        .query_async::<()>(&mut connection)
-        .await
-        .unwrap();
-    Arc::new(RedisStockStore::connect(&url).await.unwrap())
 }
 
 /// For each request, the index of the request whose hold it got (itself when new).
@@ -465,7 +455,7 @@ async fn holders(
 fn arbitrary_users_and_keys_get_the_same_holds_from_both_stores() {
     let runtime = runtime();
     let memory: Arc<dyn StockStore> = Arc::new(MemoryStockStore::new(channel().0));
-    let redis: Arc<dyn StockStore> = runtime.block_on(redis_store(6));
+    let redis: Arc<dyn StockStore> = runtime.block_on(redis_alone(6));
     // Few characters, colons among them, so that joins of one pair spell another.
     let part = "[ab:]{1,4}";
     let requests = proptest::collection::vec((part, part), 1..16);
