@@ -3,9 +3,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth::Jwt;
+use domain::dependency::Dependency;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,11 +16,9 @@ use tower_http::trace::TraceLayer;
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{ConnectionLimits, router, serve_connections};
+use crate::readiness::Readiness;
 use crate::stack::{MemoryStores, Stack, assemble};
 use crate::triggers;
-
-/// How long a stopping process gives its triggers to flush what they hold.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A process started by [`spawn`]: where it listens, and how to stop it.
 pub struct Running {
@@ -113,14 +111,25 @@ async fn run(
         );
         triggers.push(tokio::spawn(persisting));
     }
-    let gauges = triggers::gauges::run_gauges(ctx.stock.clone(), services, triggers_stopped);
+    let gauges =
+        triggers::gauges::run_gauges(ctx.stock.clone(), services.clone(), triggers_stopped);
     triggers.push(tokio::spawn(gauges));
 
     let jwt = Arc::new(Jwt::new(settings.jwt_secret().as_bytes()));
+    let dependencies: Vec<Arc<dyn Dependency>> = match services {
+        Some((redis, postgres)) => vec![redis, postgres],
+        None => Vec::new(),
+    };
     let state = Arc::new(AppState {
         ctx,
         body_limit: settings.body_limit,
+        readiness: Readiness::new(dependencies),
     });
+    let readiness = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        readiness.readiness.stop();
+    };
     let service = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http())
@@ -129,14 +138,18 @@ async fn run(
     let limits = ConnectionLimits {
         max_connections: settings.max_connections,
         header_timeout: settings.header_timeout,
+        drain_timeout: settings.shutdown_drain_timeout,
     };
     serve_connections(listener, service, limits, shutdown).await;
 
     // HTTP has drained: no new state changes. The timer stops, the relay and the stream
     // consumer flush what they already have.
     let _ = stop_triggers.send(true);
-    let flushed =
-        tokio::time::timeout(FLUSH_TIMEOUT, futures_util::future::join_all(triggers)).await;
+    let flushed = tokio::time::timeout(
+        settings.shutdown_flush_timeout,
+        futures_util::future::join_all(triggers),
+    )
+    .await;
     match flushed {
         Ok(_) => tracing::info!("triggers stopped; pending events flushed"),
         Err(_) => tracing::warn!("shutdown: gave up waiting for the triggers to flush"),

@@ -71,6 +71,15 @@ pub struct Settings {
     #[arg(long, env = "BODY_LIMIT", default_value_t = 16 * 1024)]
     pub body_limit: usize,
 
+    /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish (1s to 10m).
+    #[arg(long, env = "SHUTDOWN_DRAIN_TIMEOUT", default_value = "10s", value_parser = shutdown_timeout)]
+    pub shutdown_drain_timeout: Duration,
+
+    /// Then how long the outbox relay and the stream consumer get to flush what they hold
+    /// (1s to 10m). The orchestrator's stop timeout must cover both, plus a margin.
+    #[arg(long, env = "SHUTDOWN_FLUSH_TIMEOUT", default_value = "15s", value_parser = shutdown_timeout)]
+    pub shutdown_flush_timeout: Duration,
+
     #[command(flatten)]
     pub stack: StackSettings,
 }
@@ -220,6 +229,15 @@ impl Settings {
     }
 }
 
+/// A shutdown phase's bound: long enough to finish something, short enough to ever stop.
+fn shutdown_timeout(raw: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(raw).map_err(|err| err.to_string())?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&timeout) {
+        return Err("must be between 1s and 10m".into());
+    }
+    Ok(timeout)
+}
+
 /// The functions a process can mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FunctionName {
@@ -238,6 +256,15 @@ pub enum FunctionName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shutdown_timeouts_are_bounded() {
+        assert_eq!(shutdown_timeout("15s"), Ok(Duration::from_secs(15)));
+        assert!(shutdown_timeout("0s").is_err());
+        assert!(shutdown_timeout("500ms").is_err());
+        assert!(shutdown_timeout("11m").is_err());
+        assert!(shutdown_timeout("soon").is_err());
+    }
 
     #[test]
     fn secrets_do_not_print() {

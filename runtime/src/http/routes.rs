@@ -37,7 +37,7 @@ struct Route {
     handler: Handler,
 }
 
-fn table() -> [Route; 8] {
+fn table() -> [Route; 9] {
     use FunctionName as F;
     const ADMIN: Access = Access::Role(Role::Admin);
     const USER: Access = Access::Role(Role::User);
@@ -97,6 +97,14 @@ fn table() -> [Route; 8] {
             path: "/health",
             access: Access::Public,
             handler: |state, request| Box::pin(handlers::health(state, request)),
+        },
+        Route {
+            function: "ready",
+            mounted_by: None,
+            method: Method::GET,
+            path: "/ready",
+            access: Access::Public,
+            handler: |state, request| Box::pin(handlers::ready(state, request)),
         },
         Route {
             function: "metrics",

@@ -37,6 +37,8 @@ pub fn settings() -> Settings {
         reserve_burst: 10,
         request_timeout: Duration::from_secs(10),
         body_limit: 16 * 1024,
+        shutdown_drain_timeout: Duration::from_secs(10),
+        shutdown_flush_timeout: Duration::from_secs(15),
         stack: Default::default(),
     }
 }

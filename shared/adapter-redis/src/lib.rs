@@ -5,6 +5,7 @@
 mod connection;
 mod keys;
 mod outbox;
+mod ping;
 mod restore;
 
 use async_trait::async_trait;
