@@ -132,6 +132,8 @@ async fn a_request_over_the_timeout_gets_503() {
 
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     assert!(response.contains(r#""code":"timeout""#), "{response}");
+    // docs/api.md: every 503 says when to retry.
+    assert!(response.contains("\r\nretry-after: 1\r\n"), "{response}");
 }
 
 #[tokio::test]
