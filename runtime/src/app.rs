@@ -11,11 +11,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{ConnectionLimits, router, serve_connections};
+use crate::layers::access_log::access_log;
 use crate::readiness::Readiness;
 use crate::stack::{MemoryStores, Stack, assemble};
 use crate::triggers;
@@ -132,7 +132,7 @@ async fn run(
     };
     let service = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http())
+        .layer(access_log())
         .layer(PropagateRequestIdLayer::x_request_id())
         .service(router(&settings, state, jwt));
     let limits = ConnectionLimits {

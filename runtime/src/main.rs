@@ -143,7 +143,8 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json") {
-        logs.json().init();
+        // The current span (the request id) is enough; the full list repeats it.
+        logs.json().with_span_list(false).init();
     } else {
         logs.init();
     }

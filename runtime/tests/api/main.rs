@@ -10,6 +10,7 @@ mod confirm;
 mod decoding;
 mod expiry;
 mod helpers;
+mod logs;
 mod openapi;
 mod operations;
 mod rate_limit;

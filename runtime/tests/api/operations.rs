@@ -73,7 +73,7 @@ async fn a_process_serves_only_the_functions_it_mounts() {
 }
 
 /// Sends the headers of a reservation whose body never comes: the request stays in flight.
-async fn stalled_reservation(app: &TestApp) -> TcpStream {
+pub async fn stalled_reservation(app: &TestApp) -> TcpStream {
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
         "POST /reserve HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
