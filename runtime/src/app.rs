@@ -103,14 +103,14 @@ async fn run(
         let relaying = triggers::relay::run_outbox_relay(redis, kafka, triggers_stopped.clone());
         triggers.push(tokio::spawn(relaying));
     }
-    if let Some(events) = events {
-        let persisting = triggers::stream::run_persist_reservations(
-            ctx.clone(),
-            events,
-            triggers_stopped.clone(),
-        );
-        triggers.push(tokio::spawn(persisting));
-    }
+    // The stream consumer stops last, once the relay has flushed: it then reads what the
+    // flush published.
+    let (stop_stream, stream_stopped) = watch::channel(false);
+    let persisting = events.map(|events| {
+        let persisting =
+            triggers::stream::run_persist_reservations(ctx.clone(), events, stream_stopped);
+        tokio::spawn(persisting)
+    });
     let gauges =
         triggers::gauges::run_gauges(ctx.stock.clone(), services.clone(), triggers_stopped);
     triggers.push(tokio::spawn(gauges));
@@ -142,14 +142,19 @@ async fn run(
     };
     serve_connections(listener, service, limits, shutdown).await;
 
-    // HTTP has drained: no new state changes. The timer stops, the relay and the stream
-    // consumer flush what they already have.
+    // HTTP has drained: no new state changes. The timer stops and the relay flushes the
+    // outbox; then the stream consumer reads on until it has stored all of it.
+    let deadline = tokio::time::Instant::now() + settings.shutdown_flush_timeout;
     let _ = stop_triggers.send(true);
-    let flushed = tokio::time::timeout(
-        settings.shutdown_flush_timeout,
-        futures_util::future::join_all(triggers),
-    )
+    let relayed = tokio::time::timeout_at(deadline, futures_util::future::join_all(triggers)).await;
+    let _ = stop_stream.send(true);
+    let stored = tokio::time::timeout_at(deadline, async {
+        if let Some(persisting) = persisting {
+            let _ = persisting.await;
+        }
+    })
     .await;
+    let flushed = relayed.and(stored);
     match flushed {
         Ok(_) => tracing::info!("triggers stopped; pending events flushed"),
         Err(_) => tracing::warn!("shutdown: gave up waiting for the triggers to flush"),
