@@ -16,6 +16,7 @@ use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{ConnectionLimits, router, serve_connections};
 use crate::layers::access_log::access_log;
+use crate::layers::cors::cors;
 use crate::readiness::Readiness;
 use crate::stack::{MemoryStores, Stack, assemble};
 use crate::triggers;
@@ -134,6 +135,7 @@ async fn run(
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(access_log())
         .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(cors(&settings.cors_allowed_origins))
         .service(router(&settings, state, jwt));
     let limits = ConnectionLimits {
         max_connections: settings.max_connections,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use domain::contracts::RateLimit;
+use http::HeaderValue;
 
 /// The development secret, used (with a loud warning) when `JWT_SECRET` is unset.
 pub const DEV_SECRET: &str = "dev-secret";
@@ -79,6 +80,11 @@ pub struct Settings {
     /// (1s to 10m). The orchestrator's stop timeout must cover both, plus a margin.
     #[arg(long, env = "SHUTDOWN_FLUSH_TIMEOUT", default_value = "15s", value_parser = shutdown_timeout)]
     pub shutdown_flush_timeout: Duration,
+
+    /// Origins a browser may call the API from, comma-separated (e.g.
+    /// https://tickets.example.com,http://127.0.0.1:3000) [default: none].
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
+    pub cors_allowed_origins: Vec<HeaderValue>,
 
     #[command(flatten)]
     pub stack: StackSettings,
@@ -238,6 +244,26 @@ fn shutdown_timeout(raw: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
+/// A browser origin, exactly as a browser sends it: scheme, host and port, no path.
+fn origin(raw: &str) -> Result<HeaderValue, String> {
+    let raw = raw.trim();
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|_| format!("{raw:?} is not an origin"))?;
+    let exact = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme @ ("http" | "https")), Some(authority)) => {
+            format!("{scheme}://{authority}") == raw
+        }
+        _ => false,
+    };
+    if !exact {
+        return Err(format!(
+            "{raw:?} is not an origin like https://tickets.example.com (scheme and host, no path)"
+        ));
+    }
+    HeaderValue::from_str(raw).map_err(|err| err.to_string())
+}
+
 /// The functions a process can mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FunctionName {
@@ -264,6 +290,21 @@ mod tests {
         assert!(shutdown_timeout("500ms").is_err());
         assert!(shutdown_timeout("11m").is_err());
         assert!(shutdown_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert!(origin("https://tickets.example.com").is_ok());
+        assert!(origin(" http://127.0.0.1:3000").is_ok());
+        for bad in [
+            "tickets.example.com",
+            "https://x.com/",
+            "https://x.com/shop",
+            "ftp://x.com",
+            "*",
+        ] {
+            assert!(origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start-up: the size of `Serve` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the mounted functions over HTTP: in memory by default, on Redis, Kafka and
     /// PostgreSQL when REDIS_URL, KAFKA_BROKERS and DATABASE_URL are set.

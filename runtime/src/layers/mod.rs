@@ -3,5 +3,6 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod cors;
 pub mod errors;
 pub mod metrics;

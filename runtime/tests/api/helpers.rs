@@ -39,6 +39,7 @@ pub fn settings() -> Settings {
         body_limit: 16 * 1024,
         shutdown_drain_timeout: Duration::from_secs(10),
         shutdown_flush_timeout: Duration::from_secs(15),
+        cors_allowed_origins: Vec::new(),
         stack: Default::default(),
     }
 }

@@ -7,6 +7,7 @@ mod catalogue;
 mod cli;
 mod concurrency;
 mod confirm;
+mod cors;
 mod decoding;
 mod expiry;
 mod helpers;
