@@ -25,8 +25,9 @@ impl Dependency for Service {
     }
 }
 
-fn services(redis_up: bool) -> Vec<Arc<dyn Dependency>> {
-    vec![
+/// Redis (up or down) and PostgreSQL (up), in a process that is stopping or not.
+fn input(shutting_down: bool, redis_up: bool) -> ReadyInput {
+    let dependencies: Vec<Arc<dyn Dependency>> = vec![
         Arc::new(Service {
             name: "redis",
             up: redis_up,
@@ -35,16 +36,16 @@ fn services(redis_up: bool) -> Vec<Arc<dyn Dependency>> {
             name: "postgres",
             up: true,
         }),
-    ]
+    ];
+    ReadyInput {
+        shutting_down,
+        dependencies,
+    }
 }
 
 #[tokio::test]
 async fn ready_when_every_service_answers() {
-    let input = ReadyInput {
-        shutting_down: false,
-        dependencies: services(true),
-    };
-    let answer = ready(input).await.unwrap();
+    let answer = ready(input(false, true)).await.unwrap();
     assert_eq!(answer.dependencies, ["redis", "postgres"]);
 }
 
@@ -59,11 +60,7 @@ async fn embedded_adapters_are_always_ready() {
 
 #[tokio::test]
 async fn not_ready_while_a_service_is_down() {
-    let input = ReadyInput {
-        shutting_down: false,
-        dependencies: services(false),
-    };
-    let err = ready(input).await.unwrap_err();
+    let err = ready(input(false, false)).await.unwrap_err();
     assert_eq!(err, NotReady::DependencyDown("redis"));
     let err = ApiError::from(err);
     assert_eq!(err.kind, ErrorKind::Unavailable);
@@ -73,11 +70,7 @@ async fn not_ready_while_a_service_is_down() {
 
 #[tokio::test]
 async fn not_ready_once_shutdown_began() {
-    let input = ReadyInput {
-        shutting_down: true,
-        dependencies: services(true),
-    };
-    let err = ApiError::from(ready(input).await.unwrap_err());
+    let err = ApiError::from(ready(input(true, true)).await.unwrap_err());
     assert_eq!(err.code, "shutting_down");
     assert!(err.retry_after.is_some());
 }

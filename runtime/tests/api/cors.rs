@@ -7,6 +7,15 @@ use crate::helpers::{TestApp, settings, spawn_app, spawn_app_with};
 
 const FRONT_END: &str = "http://127.0.0.1:5173";
 
+/// An app that lets [`FRONT_END`] call it.
+async fn spawn_for_front_end() -> TestApp {
+    spawn_app_with(ticketd::Settings {
+        cors_allowed_origins: vec![FRONT_END.parse().unwrap()],
+        ..settings()
+    })
+    .await
+}
+
 async fn preflight(app: &TestApp, path: &str, origin: &str, method: &str) -> reqwest::Response {
     app.client
         .request(Method::OPTIONS, app.url(path))
@@ -30,11 +39,7 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn an_allowed_origin_gets_preflight_on_every_route() {
-    let app = spawn_app_with(ticketd::Settings {
-        cors_allowed_origins: vec![FRONT_END.parse().unwrap()],
-        ..settings()
-    })
-    .await;
+    let app = spawn_for_front_end().await;
     for (method, path) in ticketd::documented_routes() {
         let path = path.replace("{id}", "0193a0c0-0000-7000-8000-000000000000");
         let response = preflight(&app, &path, FRONT_END, method.as_str()).await;
@@ -73,11 +78,7 @@ async fn an_allowed_origin_gets_preflight_on_every_route() {
 
 #[tokio::test]
 async fn other_origins_get_no_cors_headers() {
-    let app = spawn_app_with(ticketd::Settings {
-        cors_allowed_origins: vec![FRONT_END.parse().unwrap()],
-        ..settings()
-    })
-    .await;
+    let app = spawn_for_front_end().await;
     let response = preflight(&app, "/reserve", "http://evil.example", "POST").await;
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 
