@@ -3,24 +3,23 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth::Jwt;
+use domain::dependency::Dependency;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{ConnectionLimits, router, serve_connections};
+use crate::layers::access_log::access_log;
+use crate::layers::cors::cors;
+use crate::readiness::Readiness;
 use crate::stack::{MemoryStores, Stack, assemble};
 use crate::triggers;
-
-/// How long a stopping process gives its triggers to flush what they hold.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A process started by [`spawn`]: where it listens, and how to stop it.
 pub struct Running {
@@ -121,38 +120,59 @@ async fn run(
         let relaying = triggers::relay::run_outbox_relay(redis, kafka, triggers_stopped.clone());
         triggers.push(tokio::spawn(relaying));
     }
-    if let Some(events) = events {
-        let persisting = triggers::stream::run_persist_reservations(
-            ctx.clone(),
-            events,
-            triggers_stopped.clone(),
-        );
-        triggers.push(tokio::spawn(persisting));
-    }
-    let gauges = triggers::gauges::run_gauges(ctx.stock.clone(), services, triggers_stopped);
+    // The stream consumer stops last, once the relay has flushed: it then reads what the
+    // flush published.
+    let (stop_stream, stream_stopped) = watch::channel(false);
+    let persisting = events.map(|events| {
+        let persisting =
+            triggers::stream::run_persist_reservations(ctx.clone(), events, stream_stopped);
+        tokio::spawn(persisting)
+    });
+    let gauges =
+        triggers::gauges::run_gauges(ctx.stock.clone(), services.clone(), triggers_stopped);
     triggers.push(tokio::spawn(gauges));
 
     let jwt = Arc::new(Jwt::new(settings.jwt_secret().as_bytes()));
+    let dependencies: Vec<Arc<dyn Dependency>> = match services {
+        Some((redis, postgres)) => vec![redis, postgres],
+        None => Vec::new(),
+    };
     let state = Arc::new(AppState {
         ctx,
         body_limit: settings.body_limit,
+        readiness: Readiness::new(dependencies),
     });
+    let readiness = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        readiness.readiness.stop();
+    };
     let service = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http())
+        .layer(access_log())
         .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(cors(&settings.cors_allowed_origins))
         .service(router(&settings, state, jwt));
     let limits = ConnectionLimits {
         max_connections: settings.max_connections,
         header_timeout: settings.header_timeout,
+        drain_timeout: settings.shutdown_drain_timeout,
     };
     serve_connections(listener, service, limits, shutdown).await;
 
-    // HTTP has drained: no new state changes. The timer stops, the relay and the stream
-    // consumer flush what they already have.
+    // HTTP has drained: no new state changes. The timer stops and the relay flushes the
+    // outbox; then the stream consumer reads on until it has stored all of it.
+    let deadline = tokio::time::Instant::now() + settings.shutdown_flush_timeout;
     let _ = stop_triggers.send(true);
-    let flushed =
-        tokio::time::timeout(FLUSH_TIMEOUT, futures_util::future::join_all(triggers)).await;
+    let relayed = tokio::time::timeout_at(deadline, futures_util::future::join_all(triggers)).await;
+    let _ = stop_stream.send(true);
+    let stored = tokio::time::timeout_at(deadline, async {
+        if let Some(persisting) = persisting {
+            let _ = persisting.await;
+        }
+    })
+    .await;
+    let flushed = relayed.and(stored);
     match flushed {
         Ok(_) => tracing::info!("triggers stopped; pending events flushed"),
         Err(_) => tracing::warn!("shutdown: gave up waiting for the triggers to flush"),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use domain::contracts::RateLimit;
+use http::HeaderValue;
 
 /// The development secret, used (with a loud warning) when `JWT_SECRET` is unset.
 pub const DEV_SECRET: &str = "dev-secret";
@@ -76,6 +77,20 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 16 * 1024)]
     pub body_limit: usize,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish (1s to 10m).
+    #[arg(long, env = "SHUTDOWN_DRAIN_TIMEOUT", default_value = "10s", value_parser = shutdown_timeout)]
+    pub shutdown_drain_timeout: Duration,
+
+    /// Then how long the outbox relay and the stream consumer get to flush what they hold
+    /// (1s to 10m). The orchestrator's stop timeout must cover both, plus a margin.
+    #[arg(long, env = "SHUTDOWN_FLUSH_TIMEOUT", default_value = "15s", value_parser = shutdown_timeout)]
+    pub shutdown_flush_timeout: Duration,
+
+    /// Origins a browser may call the API from, comma-separated (e.g.
+    /// https://tickets.example.com,http://127.0.0.1:3000) [default: none].
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
+    pub cors_allowed_origins: Vec<HeaderValue>,
 
     #[command(flatten)]
     pub stack: StackSettings,
@@ -243,6 +258,35 @@ impl Settings {
     }
 }
 
+/// A shutdown phase's bound: long enough to finish something, short enough to ever stop.
+fn shutdown_timeout(raw: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(raw).map_err(|err| err.to_string())?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&timeout) {
+        return Err("must be between 1s and 10m".into());
+    }
+    Ok(timeout)
+}
+
+/// A browser origin, exactly as a browser sends it: scheme, host and port, no path.
+fn origin(raw: &str) -> Result<HeaderValue, String> {
+    let raw = raw.trim();
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|_| format!("{raw:?} is not an origin"))?;
+    let exact = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme @ ("http" | "https")), Some(authority)) => {
+            format!("{scheme}://{authority}") == raw
+        }
+        _ => false,
+    };
+    if !exact {
+        return Err(format!(
+            "{raw:?} is not an origin like https://tickets.example.com (scheme and host, no path)"
+        ));
+    }
+    HeaderValue::from_str(raw).map_err(|err| err.to_string())
+}
+
 /// The functions a process can mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FunctionName {
@@ -263,6 +307,30 @@ pub enum FunctionName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shutdown_timeouts_are_bounded() {
+        assert_eq!(shutdown_timeout("15s"), Ok(Duration::from_secs(15)));
+        assert!(shutdown_timeout("0s").is_err());
+        assert!(shutdown_timeout("500ms").is_err());
+        assert!(shutdown_timeout("11m").is_err());
+        assert!(shutdown_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert!(origin("https://tickets.example.com").is_ok());
+        assert!(origin(" http://127.0.0.1:3000").is_ok());
+        for bad in [
+            "tickets.example.com",
+            "https://x.com/",
+            "https://x.com/shop",
+            "ftp://x.com",
+            "*",
+        ] {
+            assert!(origin(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn secrets_do_not_print() {

@@ -5,6 +5,7 @@ mod app;
 pub mod config;
 mod http;
 mod layers;
+mod readiness;
 mod reconcile;
 mod stack;
 mod triggers;

@@ -26,6 +26,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start-up: the size of `Serve` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the mounted functions over HTTP: in memory by default, on Redis, Kafka and
     /// PostgreSQL when REDIS_URL, KAFKA_BROKERS and DATABASE_URL are set.
@@ -140,7 +142,8 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json") {
-        logs.json().init();
+        // The current span (the request id) is enough; the full list repeats it.
+        logs.json().with_span_list(false).init();
     } else {
         logs.init();
     }

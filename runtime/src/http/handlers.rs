@@ -7,6 +7,8 @@ use domain::{EventId, IdempotencyKey, ReservationId};
 use http::StatusCode;
 use http::header::HeaderValue;
 
+use crate::readiness::Readiness;
+
 use super::request::{Request, caller, json_body, path_id};
 use super::response::{Response, json, with_body};
 
@@ -14,6 +16,7 @@ use super::response::{Response, json, with_body};
 pub struct AppState {
     pub ctx: Context,
     pub body_limit: usize,
+    pub readiness: Readiness,
 }
 
 type Result = std::result::Result<Response, ApiError>;
@@ -76,6 +79,11 @@ pub async fn get_reservation(state: Arc<AppState>, request: Request) -> Result {
 
 pub async fn health(_: Arc<AppState>, _: Request) -> Result {
     Ok(json(StatusCode::OK, &health::health().await))
+}
+
+pub async fn ready(state: Arc<AppState>, _: Request) -> Result {
+    let ready = ready::ready(state.readiness.input()).await?;
+    Ok(json(StatusCode::OK, &ready))
 }
 
 pub async fn metrics(_: Arc<AppState>, _: Request) -> Result {

@@ -2,12 +2,19 @@
 
 use domain::Caller;
 use domain::{ApiError, ErrorKind};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http_body_util::{BodyExt, Limited};
+use std::time::Duration;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 pub type Request = http::Request<Incoming>;
+
+/// How much of a refused body is read and dropped before answering 413, at most.
+const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// And for how long.
+const DISCARD_MAX_TIME: Duration = Duration::from_secs(5);
 
 /// The `{id}` segment of the matched route, put there by the router.
 #[derive(Debug, Clone)]
@@ -39,24 +46,33 @@ pub async fn json_body<T: DeserializeOwned>(request: Request, limit: usize) -> R
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let expects_continue = request.headers().contains_key(EXPECT);
+    let mut body = request.into_body();
     if declared.is_some_and(|length| length > limit as u64) {
+        // A client waiting for "100 Continue" has sent nothing yet: refuse it before it does.
+        if !expects_continue {
+            discard(body).await;
+        }
         return Err(too_large());
     }
-    let body = Limited::new(request.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|err| {
-            if err.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::new(
-                    ErrorKind::BadRequest,
-                    "malformed_body",
-                    "the body could not be read",
-                )
+    let mut received = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            ApiError::new(
+                ErrorKind::BadRequest,
+                "malformed_body",
+                "the body could not be read",
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if received.len() + data.len() > limit {
+                discard(body).await;
+                return Err(too_large());
             }
-        })?
-        .to_bytes();
+            received.extend_from_slice(&data);
+        }
+    }
+    let body = received;
     serde_json::from_slice(&body).map_err(|err| {
         let code = match err.classify() {
             serde_json::error::Category::Data => "invalid_field",
@@ -64,6 +80,25 @@ pub async fn json_body<T: DeserializeOwned>(request: Request, limit: usize) -> R
         };
         ApiError::new(ErrorKind::BadRequest, code, err.to_string())
     })
+}
+
+/// Reads and drops the rest of a refused body, within a bound (nginx's lingering close):
+/// a client still sending then reads its 413 instead of a broken pipe. Past the bound the
+/// connection closes with the rest unread, as before.
+async fn discard(mut body: Incoming) {
+    let drain = async {
+        let mut left = DISCARD_MAX_BYTES;
+        while let Some(Ok(frame)) = body.frame().await {
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            if data.len() >= left {
+                return;
+            }
+            left -= data.len();
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_MAX_TIME, drain).await;
 }
 
 /// The `{id}` path segment, parsed.

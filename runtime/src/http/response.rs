@@ -7,6 +7,8 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http_body_util::Full;
 use serde::Serialize;
 
+use crate::layers::access_log::ErrorCode;
+
 pub type Response = http::Response<Full<Bytes>>;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -35,6 +37,7 @@ pub fn with_body(
 /// `{"error":{"code","message"}}` with the status of the error's kind.
 pub fn error(err: &ApiError) -> Response {
     let mut response = with_body(status_of(err.kind), JSON, err.to_json());
+    response.extensions_mut().insert(ErrorCode(err.code));
     if let Some(seconds) = err.retry_after {
         response
             .headers_mut()

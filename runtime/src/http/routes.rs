@@ -20,6 +20,7 @@ use super::handlers::{self, AppState};
 use super::request::{PathId, Request};
 use super::response::{self, Response};
 use crate::config::{FunctionName, Settings};
+use crate::layers::access_log::{self, RouteTemplate};
 use crate::layers::auth::{Access, AuthLayer};
 use crate::layers::errors::ErrorsLayer;
 use crate::layers::metrics::{MetricsLayer, method_label};
@@ -37,7 +38,7 @@ struct Route {
     handler: Handler,
 }
 
-fn table() -> [Route; 8] {
+fn table() -> [Route; 9] {
     use FunctionName as F;
     const ADMIN: Access = Access::Role(Role::Admin);
     const USER: Access = Access::Role(Role::User);
@@ -99,6 +100,14 @@ fn table() -> [Route; 8] {
             handler: |state, request| Box::pin(handlers::health(state, request)),
         },
         Route {
+            function: "ready",
+            mounted_by: None,
+            method: Method::GET,
+            path: "/ready",
+            access: Access::Public,
+            handler: |state, request| Box::pin(handlers::ready(state, request)),
+        },
+        Route {
             function: "metrics",
             mounted_by: None,
             method: Method::GET,
@@ -143,7 +152,15 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
             continue;
         }
         let (state, handler) = (state.clone(), route.handler);
+        let template = RouteTemplate {
+            method: method_label(&route.method),
+            path: route.path,
+        };
         let service = ServiceBuilder::new()
+            .map_response(move |mut response: Response| {
+                response.extensions_mut().insert(template);
+                response
+            })
             .layer(MetricsLayer::new(route.function))
             .layer(ErrorsLayer)
             .load_shed()
@@ -224,7 +241,9 @@ impl Service<Request> for Router {
 
 /// A request no function took: answered and counted here.
 fn unrouted(request: &Request, err: ApiError) -> Response {
-    let response = response::error(&err);
+    let mut response = response::error(&err);
+    let template = access_log::unrouted(request.method(), "unmatched");
+    response.extensions_mut().insert(template);
     HTTP_REQUESTS
         .with_label_values(&[
             "none",

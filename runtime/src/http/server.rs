@@ -11,12 +11,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tower::Service;
-
-/// How long shutdown waits for in-flight requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a connection may cost the server.
 pub struct ConnectionLimits {
@@ -25,6 +23,8 @@ pub struct ConnectionLimits {
     /// Time to send a request's headers, which is also how long a keep-alive connection may
     /// sit idle: hyper starts the clock whenever it waits for the next request.
     pub header_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
 }
 
 pub async fn serve_connections<S, B>(
@@ -56,30 +56,69 @@ pub async fn serve_connections<S, B>(
         };
         let Ok(permit) = permit else { break };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    let service = TowerToHyperService::new(service.clone());
-                    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                    tokio::spawn(async move {
-                        if let Err(err) = connection.await {
-                            tracing::debug!(%err, "connection closed with an error");
-                        }
-                        drop(permit);
-                    });
-                }
-                Err(err) => {
-                    // Out of file descriptors, most likely: back off rather than spin.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            accepted = listener.accept() => if let Some(stream) = accepted_stream(accepted).await {
+                let service = TowerToHyperService::new(service.clone());
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(close_logged(connection, permit));
             },
             () = &mut shutdown => break,
         }
     }
+
+    // Draining: the connections open now finish their request and close. Until they have,
+    // new connections are still served, one request each, so that a load balancer asking
+    // /ready hears 503 rather than a refused connection while it moves traffic away.
+    let deadline = tokio::time::sleep(limits.drain_timeout);
+    tokio::pin!(deadline);
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    let mut late = JoinSet::new();
+    http.keep_alive(false);
+    loop {
+        tokio::select! {
+            () = &mut drained => break,
+            () = &mut deadline => {
+                tracing::warn!("shutdown: gave up waiting for in-flight requests");
+                return;
+            }
+            accepted = listener.accept() => if let Some(stream) = accepted_stream(accepted).await {
+                let service = TowerToHyperService::new(service.clone());
+                late.spawn(http.serve_connection(TokioIo::new(stream), service));
+            },
+        }
+    }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("in-flight requests finished"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("shutdown: gave up waiting for in-flight requests"),
+        _ = late.join_all() => tracing::info!("in-flight requests finished"),
+        () = &mut deadline => tracing::warn!("shutdown: gave up waiting for in-flight requests"),
     }
+}
+
+/// The accepted stream, ready to serve; `None` after a failed accept.
+async fn accepted_stream(
+    accepted: std::io::Result<(TcpStream, std::net::SocketAddr)>,
+) -> Option<TcpStream> {
+    match accepted {
+        Ok((stream, _)) => {
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Err(err) => {
+            // Out of file descriptors, most likely: back off rather than spin.
+            tracing::warn!(%err, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+async fn close_logged<C, E>(connection: C, permit: OwnedSemaphorePermit)
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    if let Err(err) = connection.await {
+        tracing::debug!(%err, "connection closed with an error");
+    }
+    drop(permit);
 }

@@ -83,8 +83,9 @@ fn into_response(err: BoxError) -> Response {
         ApiError::new(
             ErrorKind::Unavailable,
             "timeout",
-            "the request took too long",
+            "the request took too long, retry shortly",
         )
+        .retry_after(1)
     } else {
         tracing::error!(%err, "unexpected error");
         ApiError::internal()

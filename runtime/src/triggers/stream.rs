@@ -11,6 +11,8 @@ use tokio::sync::watch;
 
 const BATCH: usize = 500;
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// While catching up at stop, how long to wait for events before asking again if all are read.
+const CATCH_UP_POLL: Duration = Duration::from_millis(200);
 /// How often the consumer lag gauge is refreshed.
 const LAG_EVERY: Duration = Duration::from_secs(2);
 
@@ -40,9 +42,33 @@ pub async fn run_persist_reservations(
             }
         }
     }
+    catch_up(&ctx, &mut *source).await;
     source.close();
     while let Ok(Some(batch)) = source.next_batch(BATCH).await {
         persist(&ctx, &mut *source, &batch).await;
+    }
+}
+
+/// Stopping, after the relay flushed the outbox: reads on until the source has nothing more,
+/// so every change a client was answered is stored before the process exits. The runtime
+/// bounds how long (SHUTDOWN_FLUSH_TIMEOUT).
+async fn catch_up(ctx: &Context, source: &mut dyn EventSource) {
+    loop {
+        match source.caught_up().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, "stopping: cannot tell whether the stream is read"),
+        }
+        // Cancel-safe: an event taken from the stream waits in the source for the next call.
+        match tokio::time::timeout(CATCH_UP_POLL, source.next_batch(BATCH)).await {
+            Ok(Ok(Some(batch))) => persist(ctx, source, &batch).await,
+            Ok(Ok(None)) => return,
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "reading the reservation stream failed");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            Err(_) => {}
+        }
     }
 }
 

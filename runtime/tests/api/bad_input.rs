@@ -1,5 +1,9 @@
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::helpers::{Attacks, TestApp, spawn_app};
 
@@ -262,4 +266,61 @@ async fn unknown_routes_and_methods_get_json_errors() {
         )
         .await;
     attacks.report().await;
+}
+
+/// Sends a 2 MB reservation as a client on a real network does, a piece at a time, and
+/// reads the answer only once it has sent it all; returns the answer, or why there is none.
+async fn send_whole_then_read(app: &TestApp, user: &str, event_id: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect(app.addr)
+        .await
+        .map_err(|err| err.to_string())?;
+    let json = format!(r#"{{"event_id":"{event_id}","category":"Floor","qty":1}}"#);
+    let body = json.clone() + &" ".repeat(2 * 1024 * 1024 - json.len());
+    let head = format!(
+        "POST /reserve HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        app.user(user),
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|err| err.to_string())?;
+    for piece in body.as_bytes().chunks(64 * 1024) {
+        stream
+            .write_all(piece)
+            .await
+            .map_err(|err| format!("sending: {err}"))?;
+        // The pace of a client far away: the server sees the headers long before the end.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .map_err(|_| "no answer in 10 s".to_owned())?
+        .map_err(|err| format!("reading: {err}"))?;
+    Ok(String::from_utf8_lossy(&answer[..read]).into_owned())
+}
+
+/// A refused body still gets its answer: the server reads and drops the rest (within a bound)
+/// instead of closing on a client that is still sending.
+#[tokio::test]
+async fn an_oversized_body_is_answered_413_every_time() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(1, None).await;
+    let mut answered_413 = 0;
+    let mut failures = Vec::new();
+    for _ in 0..20 {
+        match send_whole_then_read(&app, "ann", &event_id).await {
+            Ok(answer) if answer.starts_with("HTTP/1.1 413") => {
+                assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
+                answered_413 += 1;
+            }
+            Ok(answer) => failures.push(answer),
+            Err(err) => failures.push(err),
+        }
+    }
+    assert_eq!(answered_413, 20, "{failures:?}");
+    // Nothing was held by the refused requests.
+    assert_eq!(app.floor(&event_id).await, (1, 1, 0, 0));
 }

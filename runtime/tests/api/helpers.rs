@@ -38,6 +38,9 @@ pub fn settings() -> Settings {
         request_timeout: Duration::from_secs(10),
         body_limit: 16 * 1024,
         finished_hold_retention: Duration::from_secs(15 * 60),
+        shutdown_drain_timeout: Duration::from_secs(10),
+        shutdown_flush_timeout: Duration::from_secs(15),
+        cors_allowed_origins: Vec::new(),
         stack: Default::default(),
     }
 }

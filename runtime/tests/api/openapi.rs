@@ -62,3 +62,50 @@ async fn each_documented_operation_is_served_with_the_documented_security() {
         );
     }
 }
+
+/// The codes an error response may carry, as the document lists them.
+fn documented_codes(document: &Value, path: &str, method: &str, status: &str) -> Vec<String> {
+    let schema = &document["paths"][path][method]["responses"][status]["content"]["application/json"]
+        ["schema"];
+    let codes = &schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"];
+    codes
+        .as_array()
+        .unwrap_or_else(|| panic!("{method} {path} {status}: no enum of codes"))
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_error_response_lists_its_codes_and_the_runtime_keeps_to_them() {
+    let document = document();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in operation["responses"].as_object().unwrap().keys() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(!documented_codes(&document, path, method, status).is_empty());
+                }
+            }
+        }
+    }
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(1, None).await;
+    app.hold("ann", &event_id, 1).await;
+    let answers = [
+        ("/reserve", "post", app.reserve("bob", &event_id, 1).await),
+        ("/reserve", "post", app.reserve("bob", &event_id, 99).await),
+        ("/reserve", "post", app.reserve("bob", "not-an-id", 1).await),
+    ];
+    for (path, method, response) in answers {
+        let status = response.status().as_u16().to_string();
+        let code = crate::helpers::body(response).await["error"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let documented = documented_codes(&document, path, method, &status);
+        assert!(
+            documented.contains(&code),
+            "{method} {path} {status}: {code} not in {documented:?}"
+        );
+    }
+}

@@ -73,7 +73,7 @@ async fn a_process_serves_only_the_functions_it_mounts() {
 }
 
 /// Sends the headers of a reservation whose body never comes: the request stays in flight.
-async fn stalled_reservation(app: &TestApp) -> TcpStream {
+pub async fn stalled_reservation(app: &TestApp) -> TcpStream {
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
         "POST /reserve HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
@@ -132,22 +132,42 @@ async fn a_request_over_the_timeout_gets_503() {
 
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     assert!(response.contains(r#""code":"timeout""#), "{response}");
+    // docs/api.md: every 503 says when to retry.
+    assert!(response.contains("\r\nretry-after: 1\r\n"), "{response}");
 }
 
 #[tokio::test]
-async fn shutdown_lets_in_flight_requests_finish() {
+async fn shutdown_lets_in_flight_requests_finish_and_is_not_ready() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(5, None).await;
+    let ready = app.get("/ready", None).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(body(ready).await["status"], "ready");
     let mut in_flight = stalled_reservation(&app).await;
-    let addr = app.addr;
+    let url = app.url("/ready");
     let reservations = app.memory().reservations.clone();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let stopping = tokio::spawn(app.stop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "still accepting after shutdown began"
+    // While the in-flight request drains, a new connection hears "not ready", not a refusal.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut not_ready = None;
+    for _ in 0..100 {
+        let response = fresh.get(&url).send().await.expect("served while draining");
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            not_ready = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let not_ready = not_ready.expect("/ready turns 503 once shutdown began");
+    assert_eq!(not_ready.headers()["retry-after"], "5");
+    assert_eq!(
+        error_code(not_ready, StatusCode::SERVICE_UNAVAILABLE).await,
+        "shutting_down"
     );
     let body = format!(r#"{{"event_id":"{event_id}","category":"Floor","qty":1}}"#);
     in_flight

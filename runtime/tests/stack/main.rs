@@ -9,5 +9,7 @@ mod real;
 
 mod flow;
 mod processes;
+mod readiness;
 mod reconcile;
 mod redelivery;
+mod shutdown;

@@ -60,11 +60,21 @@ impl Process {
 
     /// SIGTERM, then wait for the graceful exit.
     pub async fn stop(mut self) {
+        self.terminate();
+        self.exited().await;
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the process does.
+    pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .arg(pid.to_string())
                 .status();
         }
+    }
+
+    /// Waits (up to 30 s) for the process to exit, and asserts it exited cleanly.
+    pub async fn exited(&mut self) {
         let exited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
         assert!(
             matches!(exited, Ok(Ok(status)) if status.success()),

@@ -210,6 +210,18 @@ impl EventSource for KafkaEventSource {
         KafkaEventSource::report_lag(self).await
     }
 
+    /// Nothing held back and, on every partition this member has, nothing past the committed
+    /// offset. Before the group assigns partitions, not yet.
+    async fn caught_up(&mut self) -> Result<bool, StoreError> {
+        if !self.received.is_empty() || !self.to_commit.is_empty() {
+            return Ok(false);
+        }
+        let consumer = Arc::clone(self.consumer()?);
+        let topic = self.settings.topic.clone();
+        let lags = blocking(move || partition_lags(&consumer, &topic)).await?;
+        Ok(!lags.is_empty() && lags.iter().all(|&(_, lag)| lag == 0))
+    }
+
     /// Cancel-safe: a message leaves the consumer only into `self.received`.
     async fn next_batch(
         &mut self,

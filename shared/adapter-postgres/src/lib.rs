@@ -4,6 +4,7 @@
 //! writes every reservation change here so `ticketd reconcile` can rebuild Redis from it.
 
 mod catalogue;
+mod ping;
 mod reservations;
 
 use std::error::Error as StdError;

@@ -6,6 +6,7 @@
 mod connection;
 mod keys;
 mod outbox;
+mod ping;
 mod restore;
 
 use std::collections::BTreeMap;

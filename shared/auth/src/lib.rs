@@ -1,11 +1,13 @@
 //! HS256 JSON Web Tokens with two roles. Only HS256 is accepted: `alg: none` and every other
 //! algorithm are refused before the signature is looked at.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+mod hs256;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use moka::Expiry;
+use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use domain::{Caller, Role, UserId};
@@ -33,16 +35,37 @@ pub struct Jwt {
     validation: Validation,
     /// Tokens already verified, by their exact text, with their `exp`: a fan sends the same
     /// token with every request, and verifying it again was a tenth of the server's CPU.
-    verified: Mutex<HashMap<String, (Caller, u64)>>,
+    /// Concurrent (no lock shared by every request), bounded (the least used go first) and
+    /// each entry gone at its token's `exp`.
+    verified: Cache<String, (Caller, u64)>,
+}
+
+/// A remembered token lives until its `exp` plus the leeway, never longer.
+struct UntilExp;
+
+impl Expiry<String, (Caller, u64)> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        &(_, exp): &(Caller, u64),
+        _: Instant,
+    ) -> Option<Duration> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let left = exp.saturating_add(Jwt::LEEWAY_SECS).saturating_sub(now);
+        Some(Duration::from_secs(left))
+    }
 }
 
 impl Jwt {
     /// Clock skew tolerated on `exp` and `nbf`.
     const LEEWAY_SECS: u64 = 5;
-    /// Past this many remembered tokens the cache starts over, which bounds its memory.
-    const MAX_VERIFIED: usize = 100_000;
+    /// Remembered tokens at most, which bounds the cache's memory.
+    const MAX_VERIFIED: u64 = 100_000;
 
     pub fn new(secret: &[u8]) -> Self {
+        hs256::install();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_nbf = true;
@@ -51,7 +74,10 @@ impl Jwt {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            verified: Mutex::new(HashMap::new()),
+            verified: Cache::builder()
+                .max_capacity(Self::MAX_VERIFIED)
+                .expire_after(UntilExp)
+                .build(),
         }
     }
 
@@ -75,15 +101,12 @@ impl Jwt {
     /// `verify` at `now` (seconds since the epoch). A remembered token is held to the same
     /// expiry rule as a decoded one: valid until `exp` plus the leeway.
     fn verify_at(&self, token: &str, now: u64) -> Result<Caller, AuthError> {
-        {
-            let mut remembered = self.remembered();
-            if let Some((caller, exp)) = remembered.get(token) {
-                if now <= exp.saturating_add(Self::LEEWAY_SECS) {
-                    return Ok(caller.clone());
-                }
-                remembered.remove(token);
-                return Err(AuthError::Invalid);
+        if let Some((caller, exp)) = self.verified.get(token) {
+            if now <= exp.saturating_add(Self::LEEWAY_SECS) {
+                return Ok(caller);
             }
+            self.verified.invalidate(token);
+            return Err(AuthError::Invalid);
         }
         // We never look a key up, so a header that names one (kid, jku, jwk, x5u, x5c) or
         // asks for extensions (crit) can only be an attempt to steer verification: refuse it.
@@ -104,18 +127,9 @@ impl Jwt {
             user,
             role: data.claims.role,
         };
-        let mut remembered = self.remembered();
-        if remembered.len() >= Self::MAX_VERIFIED {
-            remembered.clear();
-        }
-        remembered.insert(token.to_owned(), (caller.clone(), data.claims.exp));
-        Ok(caller)
-    }
-
-    fn remembered(&self) -> MutexGuard<'_, HashMap<String, (Caller, u64)>> {
         self.verified
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(token.to_owned(), (caller.clone(), data.claims.exp));
+        Ok(caller)
     }
 
     /// Reads `Authorization: Bearer <token>` and verifies it.

@@ -236,6 +236,11 @@ pub trait EventSource: Send {
     async fn report_lag(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Whether everything on the stream so far has been returned and committed, where the
+    /// source can tell (`true` where it cannot): a stopping consumer reads on until it is.
+    async fn caught_up(&mut self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 }
 
 // The contract errors, mapped once for every function that returns them.

@@ -50,6 +50,7 @@ mod catalogue;
 pub mod clock;
 pub mod context;
 pub mod contracts;
+pub mod dependency;
 pub mod error;
 mod ids;
 mod reservation;

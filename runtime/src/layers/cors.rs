@@ -1,0 +1,25 @@
+//! CORS for browser front ends, from tower-http: the origins of `CORS_ALLOWED_ORIGINS` (none
+//! by default) may call every route; a preflight (OPTIONS) is answered for every path.
+
+use std::time::Duration;
+
+use http::Method;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a browser may cache a preflight's answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+pub fn cors(origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        // A front end reads when to retry, and the id to quote in a support request.
+        .expose_headers([RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .max_age(PREFLIGHT_MAX_AGE)
+}
