@@ -5,12 +5,9 @@
 # (dashboard-check.sh runs those queries against a real Prometheus.)
 set -euo pipefail
 cd "$(dirname "$0")"
-if ! command -v promtool >/dev/null; then
-    echo "installing promtool (Debian's prometheus package)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q prometheus >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null; }
-fi
+# shellcheck source=../infra/lib/stack.sh
+source ../infra/lib/stack.sh
+stack_need_prometheus
 promtool check config prometheus.yml
 promtool check config prometheus.local.yml
 promtool check rules alerts.yml
