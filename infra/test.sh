@@ -16,6 +16,7 @@ stage() {
 
 stage "local stack" infra/local-stack.sh
 stage "alert rules and dashboard queries (promtool)" monitoring/check.sh
+stage "a firing alert reaches the receiver (Prometheus, Alertmanager)" bash monitoring/alert-delivery.sh
 stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
 stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
 stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/api-fuzz.sh
