@@ -23,5 +23,6 @@ stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
 stage "runtime: Kafka outage" cargo test -p ticketd --test kafka_outage "$@"
 stage "k6 smoke: embedded and real stack" env SMOKE_PROFILE=debug bash k6/smoke.sh
+stage "the README's quick start, k6 included" env QUICKSTART_PROFILE=debug bash infra/quickstart-test.sh
 stage "dashboard queries against a real Prometheus" env DASHBOARD_PROFILE=debug bash monitoring/dashboard-check.sh
 stage "Docker Compose: both profiles through the gateway" infra/compose-test.sh

@@ -128,7 +128,7 @@ run_k6() {
       fi
       ;;
     reserve)
-      extra=$(metric "$out.json" '"held %d, sold_out %d" % (m["held"]["count"], m["sold_out"]["count"])')
+      extra=$(metric "$out.json" '"held %d, sold_out %d, limit_exceeded %d, rate_limited %d" % (m["held"]["count"], m["sold_out"]["count"], m["limit_exceeded"]["count"], m["rate_limited"]["count"])')
       ;;
   esac
   local status=ok
