@@ -63,7 +63,10 @@ install_tools() {
 start_dockerd() {
     docker info >/dev/null 2>&1 && return 0
     say "starting dockerd (log: /tmp/dockerd.log)"
-    nohup dockerd >>/tmp/dockerd.log 2>&1 &
+    # With every inherited descriptor closed (Popen's close_fds) and a session of its own: run
+    # under `flock FILE`, a plain `dockerd &` would inherit the lock and hold it for as long as
+    # the daemon lives.
+    python3 -c 'import subprocess; log = open("/tmp/dockerd.log", "ab"); subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True, start_new_session=True)'
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && return 0
         sleep 0.5
