@@ -25,6 +25,7 @@ trap 'exit 130' INT TERM
 
 stack_need_prometheus
 stack_apt_install prometheus-alertmanager prometheus-alertmanager amtool
+stack_need_pyyaml
 stack_log "$(prometheus --version 2>&1 | head -n1); $(prometheus-alertmanager --version 2>&1 | head -n1)"
 
 # --- the receiver ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ cd "$(dirname "$0")"
 source ../infra/lib/stack.sh
 stack_need_prometheus
 stack_apt_install prometheus-alertmanager amtool
+stack_need_pyyaml
 promtool check config prometheus.yml
 promtool check config prometheus.local.yml
 promtool check rules alerts.yml

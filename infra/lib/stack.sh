@@ -11,6 +11,7 @@
 #   stack_log / stack_die              "==> [ 12 s] ..." on stderr; "<name>: ..." and exit 1
 #   stack_apt_install PACKAGE CMD...   Debian's PACKAGE, unless every CMD is already on PATH
 #   stack_need_prometheus              prometheus and promtool (Debian's prometheus package)
+#   stack_need_pyyaml                  PyYAML for python3 (from PyPI), for scripts that read YAML
 #   stack_free_port                    a free TCP port on 127.0.0.1
 #   stack_wait_for SECONDS PID CMD...  poll CMD every 0.2 s until it succeeds, while PID lives
 #   stack_stop PID                     TERM, up to 10 s, then KILL; reaped
@@ -66,6 +67,12 @@ stack_apt_install() {
 }
 
 stack_need_prometheus() { stack_apt_install prometheus prometheus promtool; }
+
+stack_need_pyyaml() {
+  python3 -c 'import yaml' 2>/dev/null && return 0
+  stack_log "installing PyYAML from PyPI"
+  python3 -m pip install -q --disable-pip-version-check PyYAML >&2
+}
 
 stack_free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
