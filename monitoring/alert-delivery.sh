@@ -109,7 +109,7 @@ PY
 stack_log "waiting up to $DELIVERY_TIMEOUT s for TargetDown at the oncall webhook"
 if ! stack_wait_for "$DELIVERY_TIMEOUT" "$hook_pid" delivered; then
   stack_log "nothing arrived; received: $(ls "$received")"
-  curl -fsS --max-time 5 "$PROMETHEUS/api/v1/alerts" >&2 || true
+  { curl -fsS --max-time 5 "$PROMETHEUS/api/v1/alerts" && echo; } >&2 || true
   tail -n 20 "$STACK_WORK/alertmanager.log" "$STACK_WORK/prometheus.log" >&2
   stack_die "TargetDown did not reach the receiver within $DELIVERY_TIMEOUT s"
 fi
