@@ -6,6 +6,7 @@
 # black-box tests of runtime/tests/deployed.rs through 127.0.0.1 only: the whole flow, a
 # 2,000-for-500 race, and (per-function) the reserve container killed and restarted in the
 # middle of a load. PostgreSQL inside the stack must end with exactly the final states.
+# Prometheus must scrape every ticketd container and send to the stack's Alertmanager.
 # The stack is always taken down with its volumes, also on failure; nothing may be left.
 #
 #   infra/compose-test.sh                        both profiles
@@ -21,6 +22,7 @@ PROJECT=ticketd-compose-test
 COMPOSE_YML=infra/docker-compose.yml
 PORT=${TICKETD_PORT:-8080}
 PROMETHEUS=${PROMETHEUS_PORT:-9090}
+ALERTMANAGER=${ALERTMANAGER_PORT:-9093}
 FRESH=${FRESH:-}
 
 stage() {
@@ -39,7 +41,7 @@ compose() { docker-compose -p "$PROJECT" -f "$COMPOSE_YML" "$@"; }
 export JWT_SECRET
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export TICKETD_ENV=production RESERVATION_TTL=10 RESERVE_RATE_PER_MINUTE=0
-export TICKETD_PORT=$PORT PROMETHEUS_PORT=$PROMETHEUS
+export TICKETD_PORT=$PORT PROMETHEUS_PORT=$PROMETHEUS ALERTMANAGER_PORT=$ALERTMANAGER
 export TICKETD_URL=http://127.0.0.1:$PORT
 # docker-compose 1.29 builds through the Docker API (the legacy builder), which honours
 # `build.network: host`; the same for the plain `docker` calls here.
@@ -61,7 +63,10 @@ install_tools() {
 start_dockerd() {
     docker info >/dev/null 2>&1 && return 0
     say "starting dockerd (log: /tmp/dockerd.log)"
-    nohup dockerd >>/tmp/dockerd.log 2>&1 &
+    # With every inherited descriptor closed (Popen's close_fds) and a session of its own: run
+    # under `flock FILE`, a plain `dockerd &` would inherit the lock and hold it for as long as
+    # the daemon lives.
+    python3 -c 'import subprocess; log = open("/tmp/dockerd.log", "ab"); subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True, start_new_session=True)'
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && return 0
         sleep 0.5
@@ -82,9 +87,9 @@ validate() {
 # The stack publishes these on 127.0.0.1: say so plainly if something else holds them.
 ports_free() {
     local port
-    for port in "$PORT" "$PROMETHEUS"; do
+    for port in "$PORT" "$PROMETHEUS" "$ALERTMANAGER"; do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            say "127.0.0.1:$port is taken; free it or set TICKETD_PORT / PROMETHEUS_PORT"
+            say "127.0.0.1:$port is taken; free it or set TICKETD_PORT / PROMETHEUS_PORT / ALERTMANAGER_PORT"
             return 1
         fi
     done
@@ -177,6 +182,26 @@ print(result[0]["value"][1] if result else 0)') || up=""
     return 1
 }
 
+# Prometheus has found the stack's Alertmanager (monitoring/prometheus.yml, `alerting:`), and
+# that Alertmanager answers on 127.0.0.1 with the routes of monitoring/alertmanager.yml.
+alertmanager_wired() {
+    local deadline=$((SECONDS + 60)) found=""
+    while [ $SECONDS -lt $deadline ]; do
+        found=$(curl -fsS "http://127.0.0.1:$PROMETHEUS/api/v1/alertmanagers" | python3 -c '
+import json, sys
+print(" ".join(a["url"] for a in json.load(sys.stdin)["data"]["activeAlertmanagers"]))') || found=""
+        [ -n "$found" ] && break
+        sleep 2
+    done
+    [ -n "$found" ] || { say "Prometheus knows no Alertmanager"; return 1; }
+    say "Prometheus sends alerts to $found"
+    curl -fsS "http://127.0.0.1:$ALERTMANAGER/api/v2/status" | python3 -c '
+import json, sys
+status = json.load(sys.stdin)
+assert "receiver: oncall" in status["config"]["original"], "not the routes of monitoring/alertmanager.yml"
+print("compose-test: Alertmanager", status["versionInfo"]["version"], "is up with the oncall and team routes")' >&2
+}
+
 down() {
     compose --profile all-in-one --profile per-function down -v --remove-orphans --timeout 20 \
         >/dev/null 2>&1 || true
@@ -206,6 +231,7 @@ run_profile() {
     local functions
     functions=$(compose ps -q | xargs docker inspect -f '{{.Config.Image}}' | grep -cx ticketd:local)
     stage "$profile: Prometheus on 127.0.0.1:$PROMETHEUS" prometheus_scrapes "$functions"
+    stage "$profile: Alertmanager on 127.0.0.1:$ALERTMANAGER" alertmanager_wired
     stage "$profile: down -v" down
     nothing_left
 }

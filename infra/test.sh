@@ -16,6 +16,7 @@ stage() {
 
 stage "local stack" infra/local-stack.sh
 stage "alert rules and dashboard queries (promtool)" monitoring/check.sh
+stage "a firing alert reaches the receiver (Prometheus, Alertmanager)" bash monitoring/alert-delivery.sh
 stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
 stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
 stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/api-fuzz.sh
@@ -29,5 +30,6 @@ stage "soak smoke: a short long sale, Redis bounded, PostgreSQL agrees" env SOAK
     SOAK_REQUESTS=20000 SOAK_CATEGORIES=100 SOAK_STOCK=20 SOAK_IDLE_CATEGORIES=300 \
     SOAK_RETENTION=5s bash infra/bench/soak.sh
 stage "k6 smoke: embedded and real stack" env SMOKE_PROFILE=debug bash k6/smoke.sh
+stage "the README's quick start, k6 included" env QUICKSTART_PROFILE=debug bash infra/quickstart-test.sh
 stage "dashboard queries against a real Prometheus" env DASHBOARD_PROFILE=debug bash monitoring/dashboard-check.sh
 stage "Docker Compose: both profiles through the gateway" infra/compose-test.sh

@@ -48,44 +48,19 @@ esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
 cd "$ROOT"
-case $PROFILE in
-  release) build=(--release) ;;
-  debug) build=() ;;
-  *) echo "smoke.sh: SMOKE_PROFILE is release or debug, not $PROFILE" >&2; exit 2 ;;
-esac
-TICKETD="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/ticketd"
+# shellcheck source=../infra/lib/stack.sh
+source infra/lib/stack.sh
+stack_init smoke.sh
+log() { stack_log "$@"; }
 
-log() { printf '==> [%3d s] %s\n' "$SECONDS" "$*" >&2; }
-die() { printf 'smoke.sh: %s\n' "$*" >&2; exit 1; }
-
-# --- cleanup: the servers we started (by pid), the run's database; on any exit ----------------
-WORK=$(mktemp -d)
-server_pid=
+# --- cleanup: k6, then what the library started (servers by pid, the run's database) ----------
 k6_pid=
-smoke_db=
-stop_server() {
-  [ -n "$server_pid" ] || return 0
-  local i
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for i in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=
-}
-drop_real_stack_state() {
-  [ -n "$smoke_db" ] || return 0
-  timeout 20 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $smoke_db WITH (FORCE)" >/dev/null 2>&1 || true
-  timeout 10 redis-cli -h 127.0.0.1 -n "$REDIS_DB" FLUSHDB >/dev/null 2>&1 || true
-  smoke_db=
-}
 cleanup() {
   if [ -n "$k6_pid" ]; then
     kill -TERM "$k6_pid" 2>/dev/null || true # timeout passes it on to k6
     wait "$k6_pid" 2>/dev/null || true
   fi
-  stop_server
-  drop_real_stack_state
-  rm -rf "$WORK"
+  stack_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -95,40 +70,7 @@ K6=$(bash "$ROOT/k6/install.sh")
 log "$("$K6" version | head -n1) at $K6"
 
 # --- ticketd ----------------------------------------------------------------------------------
-log "building ticketd ($PROFILE)"
-cargo build "${build[@]}" -p ticketd >&2
-[ -x "$TICKETD" ] || die "no $TICKETD after the build"
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_server <stack> [VAR=value...]: ticketd on a free port; sets server_pid and BASE_URL.
-# env -i: only these settings, so nothing from the caller's environment changes the run.
-start_server() {
-  local stack=$1 attempt i port
-  shift
-  for attempt in 1 2 3; do
-    port=$(free_port)
-    env -i LISTEN_ADDR="127.0.0.1:$port" JWT_SECRET="$SECRET" RUST_LOG=warn "$@" \
-      "$TICKETD" serve >"$WORK/ticketd-$stack.log" 2>&1 9>&- &
-    server_pid=$!
-    BASE_URL="http://127.0.0.1:$port"
-    for i in $(seq 300); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      if curl -fsS --max-time 1 -o /dev/null "$BASE_URL/health" 2>/dev/null; then
-        # Answered: make sure it was ours, not something that took the port meanwhile.
-        kill -0 "$server_pid" 2>/dev/null && return 0
-        break
-      fi
-      sleep 0.1
-    done
-    stop_server
-    log "ticketd ($stack) did not come up on port $port (attempt $attempt):"
-    tail -n 20 "$WORK/ticketd-$stack.log" >&2
-  done
-  die "could not start ticketd ($stack)"
-}
+stack_ticketd_build "$PROFILE" SMOKE_PROFILE
 
 # --- k6 runs ----------------------------------------------------------------------------------
 failures=()
@@ -157,7 +99,7 @@ done
 run_k6() {
   local stack=$1 scenario=$2 vus=$3 rc=0
   shift 3
-  local out="$WORK/$stack-$scenario"
+  local out="$STACK_WORK/$stack-$scenario"
   log "k6 $scenario on $stack ($BASE_URL)"
   # In the background, so that a signal to this script runs the cleanup at once, not after k6.
   timeout --kill-after=5 "$K6_BOUND" "${k6_env[@]}" "$K6" run --quiet --no-color --no-usage-report --address '' \
@@ -186,7 +128,7 @@ run_k6() {
       fi
       ;;
     reserve)
-      extra=$(metric "$out.json" '"held %d, sold_out %d" % (m["held"]["count"], m["sold_out"]["count"])')
+      extra=$(metric "$out.json" '"held %d, sold_out %d, limit_exceeded %d, rate_limited %d" % (m["held"]["count"], m["sold_out"]["count"], m["limit_exceeded"]["count"], m["rate_limited"]["count"])')
       ;;
   esac
   local status=ok
@@ -205,29 +147,24 @@ run_k6() {
 }
 
 smoke_stack() {
-  local stack=$1 stack_env=()
+  local stack=$1
+  STACK_SLICE_ENV=()
   if [ "$stack" = real ]; then
-    log "real stack: starting what is missing"
-    timeout --kill-after=10 1200 infra/local-stack.sh
-    smoke_db="ticketd_k6_$(date +%s)_$$"
-    timeout 20 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $smoke_db" >/dev/null
-    timeout 10 redis-cli -h 127.0.0.1 -n "$REDIS_DB" FLUSHDB >/dev/null
-    stack_env=(REDIS_URL="redis://127.0.0.1:6379/$REDIS_DB"
-      DATABASE_URL="postgres://postgres@127.0.0.1:5432/$smoke_db"
-      KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$smoke_db" KAFKA_GROUP="$smoke_db")
+    stack_local_up
+    stack_slice_open ticketd_k6 "$REDIS_DB"
   fi
-  start_server "$stack" "${stack_env[@]}"
+  stack_ticketd_start "$stack" JWT_SECRET="$SECRET" "${STACK_SLICE_ENV[@]}"
   run_k6 "$stack" reserve "$VUS" -e VUS="$VUS" -e DURATION="$DURATION"
   run_k6 "$stack" flash-sale "$FAN_VUS" -e STOCK="$STOCK" -e FANS="$FANS" -e VUS="$FAN_VUS" -e MAX_DURATION="$FAN_MAX_DURATION"
   run_k6 "$stack" mixed "$VUS" -e VUS="$VUS" -e DURATION="$DURATION"
-  stop_server
-  drop_real_stack_state
+  stack_ticketd_stop
+  stack_slice_close
 }
 
 # One smoke at a time on this machine: the real stack's run empties Redis database $REDIS_DB.
 # (fd 9 is closed in the servers and k6, so that only this script holds the lock.)
 exec 9>"${TMPDIR:-/tmp}/ticketd-k6-smoke.lock"
-flock -w 300 9 || die "another k6 smoke still holds ${TMPDIR:-/tmp}/ticketd-k6-smoke.lock after 300 s"
+flock -w 300 9 || stack_die "another k6 smoke still holds ${TMPDIR:-/tmp}/ticketd-k6-smoke.lock after 300 s"
 
 for stack in "${stacks[@]}"; do smoke_stack "$stack"; done
 

@@ -175,5 +175,6 @@ ensure "$RUST" rust_image "$RUST"
 ensure redis:7.0 build redis:7.0 redis
 ensure postgres:15 build postgres:15 postgres
 ensure prom/prometheus:v2.42.0 build prom/prometheus:v2.42.0 prometheus
+ensure prom/alertmanager:v0.25.0 build prom/alertmanager:v0.25.0 alertmanager
 ensure nginx:1.22 build nginx:1.22 nginx
 ensure apache/kafka:3.9.0 kafka_image
