@@ -72,16 +72,35 @@ async fn a_process_serves_only_the_functions_it_mounts() {
     );
 }
 
-/// Sends the headers of a reservation whose body never comes: the request stays in flight.
+/// Sends the headers of a reservation whose body never comes, and returns once the request
+/// is in flight: the function has started reading the body, which it shows by answering
+/// `Expect: 100-continue` (read here, so the next read is the final answer).
 pub async fn stalled_reservation(app: &TestApp) -> TcpStream {
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
         "POST /reserve HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
-         content-type: application/json\r\ncontent-length: 100\r\n\r\n",
+         content-type: application/json\r\ncontent-length: 100\r\n\
+         expect: 100-continue\r\n\r\n",
         app.user("slow")
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut read = vec![0; interim.len()];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut read))
+        .await
+        .expect("in flight within 5 s")
+        .unwrap();
+    assert_eq!(read, interim, "{}", String::from_utf8_lossy(&read));
     stream
+}
+
+/// Sends one request on `stream` and reads its answer: the server has taken the connection.
+async fn served(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(stream).await.starts_with("HTTP/1.1 200"));
 }
 
 async fn read_response(stream: &mut TcpStream) -> String {
@@ -102,7 +121,6 @@ async fn past_the_concurrency_limit_requests_are_shed_with_retry_after() {
     .await;
     let event_id = app.event_with_floor(5, None).await;
     let _stalled = stalled_reservation(&app).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
 
     let mut attacks = Attacks::on(&app, "greedy clients: past the concurrency limit").await;
     for _ in 0..10 {
@@ -146,7 +164,6 @@ async fn shutdown_lets_in_flight_requests_finish_and_is_not_ready() {
     let mut in_flight = stalled_reservation(&app).await;
     let url = app.url("/ready");
     let reservations = app.memory().reservations.clone();
-    tokio::time::sleep(Duration::from_millis(100)).await;
 
     let stopping = tokio::spawn(app.stop());
     // While the in-flight request drains, a new connection hears "not ready", not a refusal.
@@ -224,9 +241,10 @@ async fn past_the_connection_cap_new_connections_wait_for_one_to_close() {
         ..settings()
     })
     .await;
-    let first = TcpStream::connect(app.addr).await.unwrap();
-    let _second = TcpStream::connect(app.addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut first = TcpStream::connect(app.addr).await.unwrap();
+    let mut second = TcpStream::connect(app.addr).await.unwrap();
+    served(&mut first).await;
+    served(&mut second).await;
 
     // The kernel completes the handshake, but ticketd does not take the connection yet.
     let mut third = TcpStream::connect(app.addr).await.unwrap();
