@@ -11,57 +11,46 @@
 # Its own redis-server (port SOAK_REDIS_PORT, 6390) so that memory and command counts are
 # ticketd's alone; a PostgreSQL database and Kafka topic of its own on what
 # infra/local-stack.sh started. Holds last SOAK_TTL (5 s) and finished ones are kept
-# SOAK_RETENTION (30s). Everything on 127.0.0.1, stopped on exit.
+# SOAK_RETENTION (30s). Everything on 127.0.0.1, stopped on exit. Knobs of the load: see
+# runtime/examples/soak.rs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
+source "$ROOT/infra/lib/stack.sh"
 REDIS_PORT=${SOAK_REDIS_PORT:-6390}
 PROFILE=${SOAK_PROFILE:-release}
-export SOAK_TTL=${SOAK_TTL:-5} SOAK_RETENTION=${SOAK_RETENTION:-30s}
+SOAK_TTL=${SOAK_TTL:-5}
+SOAK_RETENTION=${SOAK_RETENTION:-30s}
 readonly SECRET=soak-secret-not-for-production-0123456789
 
-log() { printf '==> [%3d s] %s\n' "$SECONDS" "$*" >&2; }
-WORK=$(mktemp -d)
-ticketd_pid=
-run_db="ticketd_soak_$(date +%s)_$$"
+stack_init soak.sh
 cleanup() {
-    if [ -n "$ticketd_pid" ]; then
-        kill -TERM "$ticketd_pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$ticketd_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$ticketd_pid" 2>/dev/null || true
-    fi
+    stack_cleanup
     redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $run_db WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-infra/local-stack.sh
+stack_local_up
+stack_ticketd_build "$PROFILE" SOAK_PROFILE
 case $PROFILE in release) build=(--release) ;; *) build=() ;; esac
-log "building ticketd and the soak ($PROFILE)"
-cargo build -q "${build[@]}" -p ticketd --bin ticketd --example soak
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
+cargo build -q "${build[@]}" -p ticketd --example soak
+SOAK="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/examples/soak"
 
 redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --appendonly yes \
-    --maxmemory-policy noeviction --dir "$WORK" --logfile "$WORK/redis.log" --save ''
+    --maxmemory-policy noeviction --dir "$STACK_WORK" --logfile "$STACK_WORK/redis.log" --save ''
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $run_db" >/dev/null
+# The run's PostgreSQL database and topic; Redis is the server above, not the slice's.
+stack_slice_open ticketd_soak 15
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+stack_ticketd_start soak "${STACK_SLICE_ENV[@]}" REDIS_URL="$REDIS_URL" JWT_SECRET="$SECRET" \
+    RESERVE_RATE_PER_MINUTE=0 RESERVATION_TTL="$SOAK_TTL" \
+    FINISHED_HOLD_RETENTION="$SOAK_RETENTION" MAX_IN_FLIGHT=4096
+stack_log "ticketd on $BASE_URL, Redis on :$REDIS_PORT, database and topic $STACK_SLICE_DB"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export BASE_URL="http://127.0.0.1:$port" JWT_SECRET="$SECRET"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT" DATABASE_URL="postgres://postgres@127.0.0.1:5432/$run_db"
-env -i LISTEN_ADDR="127.0.0.1:$port" JWT_SECRET="$SECRET" RUST_LOG=warn \
-    REDIS_URL="$REDIS_URL" DATABASE_URL="$DATABASE_URL" KAFKA_BROKERS=127.0.0.1:9092 \
-    KAFKA_TOPIC="$run_db" KAFKA_GROUP="$run_db" RESERVE_RATE_PER_MINUTE=0 \
-    RESERVATION_TTL="$SOAK_TTL" FINISHED_HOLD_RETENTION="$SOAK_RETENTION" MAX_IN_FLIGHT=4096 \
-    "$TARGET/ticketd" serve >"$WORK/ticketd.log" 2>&1 &
-ticketd_pid=$!
-for _ in $(seq 300); do curl -fs "$BASE_URL/health" >/dev/null 2>&1 && break; sleep 0.1; done
-log "ticketd on $BASE_URL, Redis on :$REDIS_PORT, database and topic $run_db"
-
-if ! timeout --kill-after=10 "${SOAK_TIMEOUT:-3600}" "$TARGET/examples/soak"; then
-    tail -n 30 "$WORK/ticketd.log" >&2
+if ! BASE_URL="$BASE_URL" JWT_SECRET="$SECRET" REDIS_URL="$REDIS_URL" \
+    DATABASE_URL="$STACK_DATABASE_URL" timeout --kill-after=10 "${SOAK_TIMEOUT:-3600}" "$SOAK"; then
+    tail -n 30 "$STACK_WORK/ticketd-soak.log" >&2
     exit 1
 fi
-log "soak done"
+stack_log "soak done"
