@@ -2,6 +2,7 @@
 //! on it; bb8 opens and validates it, and a new one replaces it after a connection error.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
 use bb8_redis::bb8::Pool;
@@ -9,6 +10,11 @@ use bb8_redis::redis::RedisError;
 use bb8_redis::redis::aio::MultiplexedConnection;
 
 use domain::error::StoreError;
+
+/// How long a command may wait for its reply. redis-rs's default, 500 ms, fails requests
+/// whenever a busy machine or a burst of thousands of pipelined commands delays a reply,
+/// though Redis did the work; the request timeout (10 s by default) bounds the wait anyway.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Connections {
     pool: Pool<RedisConnectionManager>,
@@ -37,12 +43,13 @@ impl Connections {
         if let Some(connection) = self.lock().clone() {
             return Ok(connection);
         }
-        let fresh = self
+        let mut fresh = self
             .pool
             .get()
             .await
             .map_err(|err| StoreError(format!("redis: {err}")))?
             .clone();
+        fresh.set_response_timeout(RESPONSE_TIMEOUT);
         *self.lock() = Some(fresh.clone());
         Ok(fresh)
     }
