@@ -322,6 +322,7 @@ impl StockStore for RedisStockStore {
         // Redis's clock starts the hold; the caller's says only how long it lasts.
         let lasts_ms = (hold.expires_at - hold.now).num_milliseconds().max(0);
         let id = ReservationId::generate_routed(keys.shard.route()).to_string();
+        let json_head = reservation_json_head(&id, &hold)?;
         let mut invocation = redis::cmd("EVALSHA");
         invocation
             .arg(self.scripts.reserve.get_hash())
@@ -334,8 +335,7 @@ impl StockStore for RedisStockStore {
             .arg(hold.user.as_str())
             .arg(hold.qty.get())
             .arg(lasts_ms)
-            .arg(hold.event_id.to_string())
-            .arg(hold.category.as_str())
+            .arg(&json_head)
             .arg(ReservationEvent::VERSION)
             .arg(ttl)
             .arg(per_minute)
@@ -586,6 +586,21 @@ impl RedisStockStore {
             .map(|((id, _), json)| Ok((*id, json.as_deref().map(parse_reservation).transpose()?)))
             .collect()
     }
+}
+
+/// A new hold's JSON up to its times, which the script appends by Redis's clock: built here,
+/// where the strings are escaped, so the script only concatenates.
+fn reservation_json_head(id: &str, hold: &HoldRequest) -> Result<String, StoreError> {
+    let escaped = |text: &str| {
+        serde_json::to_string(text).map_err(|err| StoreError(format!("reservation JSON: {err}")))
+    };
+    Ok(format!(
+        r#"{{"reservation_id":"{id}","event_id":"{}","category":{},"user_id":{},"qty":{},"status":"held","#,
+        hold.event_id,
+        escaped(hold.category.as_str())?,
+        escaped(hold.user.as_str())?,
+        hold.qty.get()
+    ))
 }
 
 /// A category whose stock is gone while its holds remain: refused until reconcile.

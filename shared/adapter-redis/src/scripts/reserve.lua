@@ -1,8 +1,9 @@
 -- Holds tickets, atomically with its outbox event.
 -- KEYS: 1-9 as in common.lua, 10 this request's idempotency key, 11 this user's rate bucket
--- ARGV: 1 category member, 2 reservation id, 3 user, 4 qty, 5 hold time (ms), 6 event id,
---       7 category name, 8 event version, 9 idempotency key TTL in seconds (0: no key),
---       10 reservations per minute (0: no limit), 11 burst
+-- ARGV: 1 category member, 2 reservation id, 3 user, 4 qty, 5 hold time (ms),
+--       6 the reservation's JSON up to its times (they are Redis's), 7 event version,
+--       8 idempotency key TTL in seconds (0: no key), 9 reservations per minute (0: no limit),
+--       10 burst
 -- Returns {'held', json} | {'replay', json} | {'unknown_category'} | {'stock_missing'}
 --       | {'rate_limited', seconds} | {'sold_out'} | {'limit_exceeded', max}
 -- Checks in the memory store's order: category, rate, idempotency key, per-user limit, stock.
@@ -18,11 +19,11 @@ if not stock[1] then
 end
 local now = now_us()
 local now_ms = math.floor(now / 1000)
-local per_minute = tonumber(ARGV[10])
+local per_minute = tonumber(ARGV[9])
 if per_minute > 0 then
   -- A token bucket: `burst` tokens, refilled at per_minute. Fractions are kept as strings,
   -- since Redis would truncate a Lua number to an integer.
-  local burst = tonumber(ARGV[11])
+  local burst = tonumber(ARGV[10])
   local bucket = redis.call('HMGET', KEYS[11], 'tokens', 'at')
   local tokens = tonumber(bucket[1]) or burst
   local at = tonumber(bucket[2]) or now_ms
@@ -36,7 +37,7 @@ if per_minute > 0 then
   redis.call('HSET', KEYS[11], 'tokens', tostring(tokens - 1), 'at', now_ms)
   redis.call('PEXPIRE', KEYS[11], refill_ms)
 end
-local with_key = ARGV[9] ~= '0'
+local with_key = ARGV[8] ~= '0'
 if with_key then
   local earlier = redis.call('GET', KEYS[10])
   local json = earlier and redis.call('HGET', KEYS[4], earlier)
@@ -56,11 +57,9 @@ if tonumber(stock[1]) < qty then
 end
 local id = ARGV[2]
 local deadline = now_ms + tonumber(ARGV[5])
-local json = cjson.encode({
-  reservation_id = id, event_id = ARGV[6], category = ARGV[7], user_id = ARGV[3], qty = qty,
-  status = 'held', created_at = rfc3339(now), expires_at = rfc3339(deadline * 1000),
-  updated_at = rfc3339(now),
-})
+local created = rfc3339(now)
+local json = ARGV[6] .. '"created_at":"' .. created .. '","expires_at":"'
+  .. rfc3339(deadline * 1000) .. '","updated_at":"' .. created .. '"}'
 redis.call('HINCRBY', KEYS[1], 'available', -qty)
 redis.call('HINCRBY', KEYS[1], 'held', qty)
 if max > 0 then
@@ -70,9 +69,9 @@ redis.call('HSET', KEYS[4], id, json)
 redis.call('ZADD', KEYS[2], deadline, id)
 redis.call('ZADD', KEYS[5], 'LT', deadline, member)
 if with_key then
-  redis.call('SET', KEYS[10], id, 'EX', ARGV[9])
+  redis.call('SET', KEYS[10], id, 'EX', ARGV[8])
   redis.call('HSET', KEYS[9], id, KEYS[10])
 end
-outbox(id, json, ARGV[8])
+outbox(id, json, ARGV[7])
 redis.call('ZADD', KEYS[8], now_ms, member)
 return {'held', json}
