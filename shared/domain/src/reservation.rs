@@ -72,10 +72,30 @@ pub struct Reservation {
     pub user_id: UserId,
     pub qty: Qty,
     pub status: ReservationStatus,
+    #[serde(deserialize_with = "time_or_millis")]
     pub created_at: DateTime<Utc>,
     /// The hold's deadline; after it the hold can only expire.
+    #[serde(deserialize_with = "time_or_millis")]
     pub expires_at: DateTime<Utc>,
+    #[serde(deserialize_with = "time_or_millis")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// A time as RFC 3339 (how a reservation is shown and stored), or as milliseconds since the
+/// epoch: how the Redis scripts write it, since they take their time from Redis and a
+/// formatter in Lua cost every reserve microseconds of the one Redis thread.
+fn time_or_millis<'de, D: serde::Deserializer<'de>>(input: D) -> Result<DateTime<Utc>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Time {
+        Millis(i64),
+        Text(DateTime<Utc>),
+    }
+    match Time::deserialize(input)? {
+        Time::Text(time) => Ok(time),
+        Time::Millis(millis) => DateTime::from_timestamp_millis(millis)
+            .ok_or_else(|| serde::de::Error::custom("a time out of range")),
+    }
 }
 
 /// One message of the reservation stream: the reservation right after a state change

@@ -2,31 +2,13 @@
 -- Transition scripts take the keys of `CategoryKeys::transition` (keys.rs), in this order:
 --   1 stock, 2 deadlines, 3 users (the category's);
 --   4 holds, 5 due, 6 outbox, 7 finished, 8 touched, 9 key-of (its shard's).
--- Time is Redis's own: every ticketd process agrees on deadlines, expiry and rates.
+-- Time is Redis's own (`now_ms`): every ticketd process agrees on deadlines, expiry and rates.
 
-local function now_us()
+-- Milliseconds since the epoch, by Redis's clock. Reservations carry their times so (the
+-- adapter reads them back as times): formatting dates in Lua cost every transition.
+local function now_ms()
   local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000000 + tonumber(time[2])
-end
-
--- Microseconds since the epoch in RFC 3339 (UTC), as reservations carry their times.
--- Days to a civil date: Howard Hinnant's civil_from_days.
-local function rfc3339(us)
-  local secs = math.floor(us / 1000000)
-  local days = math.floor(secs / 86400)
-  local rest = secs - days * 86400
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
-    - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local day = doy - math.floor((153 * mp + 2) / 5) + 1
-  local month = mp < 10 and mp + 3 or mp - 9
-  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', year, month, day,
-    math.floor(rest / 3600), math.floor(rest % 3600 / 60), rest % 60, us % 1000000)
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
 
 local function outbox(id, json, version)
@@ -49,7 +31,7 @@ end
 local function finish(member, id, reservation, status, now, version)
   local qty = reservation.qty
   reservation.status = status
-  reservation.updated_at = rfc3339(now)
+  reservation.updated_at = now
   local json = cjson.encode(reservation)
   redis.call('HSET', KEYS[4], id, json)
   redis.call('ZREM', KEYS[2], id)
@@ -64,8 +46,7 @@ local function finish(member, id, reservation, status, now, version)
     end
   end
   outbox(id, json, version)
-  local ms = math.floor(now / 1000)
-  redis.call('ZADD', KEYS[7], ms, id)
-  redis.call('ZADD', KEYS[8], ms, member)
+  redis.call('ZADD', KEYS[7], now, id)
+  redis.call('ZADD', KEYS[8], now, member)
   return json
 end

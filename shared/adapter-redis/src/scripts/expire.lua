@@ -5,8 +5,8 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-local now = now_us()
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', math.floor(now / 1000),
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
   'LIMIT', 0, tonumber(ARGV[2]))
 local expired = 0
 for _, id in ipairs(due) do

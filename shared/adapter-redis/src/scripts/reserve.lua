@@ -17,8 +17,7 @@ if not stock[1] then
   end
   return {'unknown_category'}
 end
-local now = now_us()
-local now_ms = math.floor(now / 1000)
+local now_ms = now_ms()
 local per_minute = tonumber(ARGV[9])
 if per_minute > 0 then
   -- A token bucket: `burst` tokens, refilled at per_minute. Fractions are kept as strings,
@@ -57,9 +56,9 @@ if tonumber(stock[1]) < qty then
 end
 local id = ARGV[2]
 local deadline = now_ms + tonumber(ARGV[5])
-local created = rfc3339(now)
-local json = ARGV[6] .. '"created_at":"' .. created .. '","expires_at":"'
-  .. rfc3339(deadline * 1000) .. '","updated_at":"' .. created .. '"}'
+-- Times as milliseconds: the adapter reads them back as times.
+local json = ARGV[6] .. '"created_at":' .. now_ms .. ',"expires_at":' .. deadline
+  .. ',"updated_at":' .. now_ms .. '}'
 redis.call('HINCRBY', KEYS[1], 'available', -qty)
 redis.call('HINCRBY', KEYS[1], 'held', qty)
 if max > 0 then

@@ -32,5 +32,5 @@ end
 redis.call('HSET', KEYS[1], 'total', total, 'available', total - held - sold, 'held', held,
   'sold', sold, 'max_per_user', max)
 refresh_due(ARGV[1])
-redis.call('ZADD', KEYS[6], math.floor(now_us() / 1000), ARGV[1])
+redis.call('ZADD', KEYS[6], now_ms(), ARGV[1])
 return 1

@@ -21,8 +21,8 @@ if status == 'held' then
   local deadline = redis.call('ZSCORE', KEYS[2], id)
   -- Past its deadline a hold can only expire; the sweeper records that. A held record
   -- without a deadline is a leftover of a category rebuilt without it: no live hold.
-  local now = now_us()
-  if not deadline or tonumber(deadline) <= math.floor(now / 1000) then
+  local now = now_ms()
+  if not deadline or tonumber(deadline) <= now then
     return {'expired'}
   end
   local settled = finish(ARGV[1], id, reservation, ARGV[4], now, ARGV[5])
