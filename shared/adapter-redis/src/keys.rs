@@ -9,6 +9,8 @@
 //! Variable parts (names, users, keys) are length-prefixed wherever another part follows
 //! them, so two different tuples never make the same key.
 
+use std::sync::LazyLock;
+
 use domain::{CategoryName, EventId, ReservationId, UserId};
 
 /// Shards of the key space. Fixed: a hold's id and every key depend on it.
@@ -43,8 +45,11 @@ impl Shard {
         self.0
     }
 
-    pub fn keys(self) -> ShardKeys {
-        ShardKeys::new(self)
+    /// Made once: the hot path builds no shard key.
+    pub fn keys(self) -> &'static ShardKeys {
+        static KEYS: LazyLock<Vec<ShardKeys>> =
+            LazyLock::new(|| Shard::all().map(ShardKeys::new).collect());
+        &KEYS[usize::from(self.0)]
     }
 }
 
@@ -84,7 +89,7 @@ impl ShardKeys {
 /// The keys of one category, and of its shard.
 pub struct CategoryKeys {
     pub shard: Shard,
-    pub shard_keys: ShardKeys,
+    pub shard_keys: &'static ShardKeys,
     /// Hash: total, available, held, sold, max_per_user (0: none).
     pub stock: String,
     /// Sorted set: live hold -> deadline in ms.
@@ -125,7 +130,7 @@ impl CategoryKeys {
 
     /// The nine keys every transition script takes, in its KEYS order (see `common.lua`).
     pub fn transition(&self) -> [&str; 9] {
-        let shard = &self.shard_keys;
+        let shard = self.shard_keys;
         [
             &self.stock,
             &self.deadlines,

@@ -135,7 +135,7 @@ impl RedisStockStore {
         let mut pipeline = redis::pipe();
         pipeline.cmd("TIME");
         for shard in Shard::all() {
-            pipeline.add_command(command(&shard.keys()));
+            pipeline.add_command(command(shard.keys()));
         }
         let mut connection = self.connections.get().await?;
         let replies: Vec<redis::Value> = pipeline
@@ -321,7 +321,8 @@ impl StockStore for RedisStockStore {
             .map_or((0, 0), |limit| (limit.per_minute, limit.burst));
         // Redis's clock starts the hold; the caller's says only how long it lasts.
         let lasts_ms = (hold.expires_at - hold.now).num_milliseconds().max(0);
-        let id = ReservationId::generate_routed(keys.shard.route()).to_string();
+        let reservation_id = ReservationId::generate_routed(keys.shard.route());
+        let id = reservation_id.to_string();
         let json_head = reservation_json_head(&id, &hold)?;
         let mut invocation = redis::cmd("EVALSHA");
         invocation
@@ -347,10 +348,32 @@ impl StockStore for RedisStockStore {
             parse_reservation(reply.get(1).ok_or_else(|| unexpected(reply))?)
         };
         match reply.first().map(String::as_str) {
-            Some("held") => Ok(ReservationChange {
-                reservation: reservation(&reply)?,
-                changed: true,
-            }),
+            // The hold is the request's, at Redis's times: nothing to parse.
+            Some("held") => {
+                let time = |index: usize| {
+                    reply
+                        .get(index)
+                        .and_then(|millis| millis.parse().ok())
+                        .and_then(DateTime::from_timestamp_millis)
+                        .ok_or_else(|| unexpected(&reply))
+                };
+                let (created_at, expires_at) = (time(1)?, time(2)?);
+                let reservation = Reservation {
+                    id: reservation_id,
+                    event_id: hold.event_id,
+                    category: hold.category,
+                    user_id: hold.user,
+                    qty: hold.qty,
+                    status: ReservationStatus::Held,
+                    created_at,
+                    expires_at,
+                    updated_at: created_at,
+                };
+                Ok(ReservationChange {
+                    reservation,
+                    changed: true,
+                })
+            }
             Some("replay") => {
                 let earlier = reservation(&reply)?;
                 if earlier.qty != hold.qty {

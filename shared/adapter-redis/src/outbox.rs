@@ -66,13 +66,13 @@ impl RedisStockStore {
         const PAGE: usize = 10_000;
         let mut events = Vec::new();
         for shard in Shard::all() {
-            let outbox = shard.keys().outbox;
+            let outbox = &shard.keys().outbox;
             let mut after = "-".to_owned();
             loop {
                 let page: StreamEntries = self
                     .query(
                         redis::cmd("XRANGE")
-                            .arg(&outbox)
+                            .arg(outbox)
                             .arg(&after)
                             .arg("+")
                             .arg("COUNT")

@@ -46,7 +46,7 @@ impl RedisStockStore {
         replace: bool,
     ) -> Result<bool, StoreError> {
         let keys = CategoryKeys::new(category.event_id, category.name.as_str());
-        let shard = &keys.shard_keys;
+        let shard = keys.shard_keys;
         let mut invocation = self.scripts.restore.prepare_invoke();
         invocation
             .key(&keys.stock)

@@ -4,7 +4,7 @@
 --       6 the reservation's JSON up to its times (they are Redis's), 7 event version,
 --       8 idempotency key TTL in seconds (0: no key), 9 reservations per minute (0: no limit),
 --       10 burst
--- Returns {'held', json} | {'replay', json} | {'unknown_category'} | {'stock_missing'}
+-- Returns {'held', created (ms), deadline (ms)} | {'replay', json} | {'unknown_category'} | {'stock_missing'}
 --       | {'rate_limited', seconds} | {'sold_out'} | {'limit_exceeded', max}
 -- Checks in the memory store's order: category, rate, idempotency key, per-user limit, stock.
 -- A refusal writes nothing but the rate bucket.
@@ -73,4 +73,4 @@ if with_key then
 end
 outbox(id, json, ARGV[7])
 redis.call('ZADD', KEYS[8], now_ms, member)
-return {'held', json}
+return {'held', tostring(now_ms), tostring(deadline)}
