@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use ticketd::config::FunctionName;
 
-use crate::helpers::{error_code, spawn_app_with};
+use crate::helpers::{TestApp, error_code, spawn_app_with};
 use crate::real::{TestStack, stack, stored_statuses, until_stored};
 
 async fn redis(redis_url: &str) -> redis::aio::MultiplexedConnection {
@@ -106,6 +106,15 @@ async fn sale_behind_postgres(stack: &TestStack, left_out: &[FunctionName]) -> (
     settings.functions = all_but(left_out);
     settings.reservation_ttl = 2;
     let app = spawn_app_with(settings).await;
+    let (event_id, live) = ann_pays_bob_holds(&app).await;
+    assert_eq!(app.floor(&event_id).await, (10, 7, 1, 2));
+    app.stop().await;
+    (event_id, live)
+}
+
+/// An event with a category of 10 (at most 4 each): ann pays for 2, bob holds 1. Returns
+/// the event and bob's hold.
+async fn ann_pays_bob_holds(app: &TestApp) -> (String, String) {
     let event_id = app.event_with_floor(10, Some(4)).await;
     let bought = app.hold("ann", &event_id, 2).await;
     assert_eq!(
@@ -113,8 +122,6 @@ async fn sale_behind_postgres(stack: &TestStack, left_out: &[FunctionName]) -> (
         StatusCode::OK
     );
     let live = app.hold("bob", &event_id, 1).await;
-    assert_eq!(app.floor(&event_id).await, (10, 7, 1, 2));
-    app.stop().await;
     (event_id, live)
 }
 
@@ -202,13 +209,7 @@ async fn an_emptied_redis_is_rebuilt_from_postgres() {
     let stack = stack(3, "reconcile").await;
     let redis_url = stack.redis_url().to_owned();
     let app = spawn_app_with(stack.settings.clone()).await;
-    let event_id = app.event_with_floor(10, Some(4)).await;
-    let bought = app.hold("ann", &event_id, 2).await;
-    assert_eq!(
-        app.confirm("ann", &bought, true).await.status(),
-        StatusCode::OK
-    );
-    let live = app.hold("bob", &event_id, 1).await;
+    let (event_id, live) = ann_pays_bob_holds(&app).await;
     let dropped = app.hold("cat", &event_id, 3).await;
     assert_eq!(
         app.confirm("cat", &dropped, false).await.status(),

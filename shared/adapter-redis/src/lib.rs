@@ -155,6 +155,25 @@ impl RedisStockStore {
         Ok((seconds * 1000 + micros / 1000, replies))
     }
 
+    /// Redis's clock in milliseconds, and the `count` lowest-scored members (with their
+    /// scores) of one sorted set of every shard, in one round trip.
+    async fn earliest_per_shard(
+        &self,
+        index: impl Fn(&keys::ShardKeys) -> &String,
+        count: isize,
+    ) -> Result<(u64, Vec<Vec<(String, u64)>>), StoreError> {
+        self.per_shard(|shard| {
+            let mut command = redis::cmd("ZRANGE");
+            command
+                .arg(index(shard))
+                .arg(0)
+                .arg(count - 1)
+                .arg("WITHSCORES");
+            command
+        })
+        .await
+    }
+
     /// The category of a stored hold, if Redis has it.
     async fn category_of(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
         let Some(shard) = Shard::of_reservation(id) else {
@@ -458,16 +477,8 @@ impl StockStore for RedisStockStore {
     /// Visits only categories the shards' `due` says have a hold past its deadline, by
     /// Redis's clock: idle, one round trip of a command per shard.
     async fn expire_due(&self, _now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
-        let (now, due): (u64, Vec<Vec<(String, u64)>>) = self
-            .per_shard(|shard| {
-                let mut command = redis::cmd("ZRANGE");
-                command
-                    .arg(&shard.due)
-                    .arg(0)
-                    .arg(DUE_PER_SHARD - 1)
-                    .arg("WITHSCORES");
-                command
-            })
+        let (now, due) = self
+            .earliest_per_shard(|shard| &shard.due, DUE_PER_SHARD)
             .await?;
         let mut pipeline = redis::pipe();
         for (member, _) in due.iter().flatten().filter(|(_, at)| *at <= now) {
@@ -505,16 +516,8 @@ impl StockStore for RedisStockStore {
         limit: usize,
     ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
         let per_shard = isize::try_from(limit.max(1)).unwrap_or(isize::MAX);
-        let (now, finished): (u64, Vec<Vec<(String, u64)>>) = self
-            .per_shard(|shard| {
-                let mut command = redis::cmd("ZRANGE");
-                command
-                    .arg(&shard.finished)
-                    .arg(0)
-                    .arg(per_shard - 1)
-                    .arg("WITHSCORES");
-                command
-            })
+        let (now, finished) = self
+            .earliest_per_shard(|shard| &shard.finished, per_shard)
             .await?;
         let cutoff = now.saturating_sub(u64::try_from(retention.num_milliseconds()).unwrap_or(0));
         let ids: Vec<ReservationId> = finished
