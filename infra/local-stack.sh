@@ -5,6 +5,7 @@
 #
 #   infra/local-stack.sh          start what is missing
 #   infra/local-stack.sh --stop-kafka | --start-kafka   (fault tests stop and restart the broker)
+#   infra/local-stack.sh --cluster | --stop-cluster     a 6-node Redis Cluster on 127.0.0.1:7000-7005
 #
 # State lives in $STACK_DIR (default /tmp/ticketd-stack). Only loopback addresses are used.
 set -euo pipefail
@@ -93,14 +94,67 @@ stop_kafka() {
     say "the broker still answers on $KAFKA_PORT"; return 1
 }
 
+# A Redis Cluster of 3 masters and 3 replicas on 127.0.0.1:7000-7005. A node that is down is
+# started again with its own nodes.conf, so it rejoins (a killed master comes back as a
+# replica). `cluster-require-full-coverage no`: while a master fails over, only its slots pause.
+CLUSTER_PORTS=(7000 7001 7002 7003 7004 7005)
+CLUSTER_NODE_TIMEOUT_MS=${CLUSTER_NODE_TIMEOUT_MS:-2000}
+
+# Every node sees the cluster ok, and every master has a replica in sync.
+cluster_ready() {
+    local port online=0
+    for port in "${CLUSTER_PORTS[@]}"; do
+        redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+        redis-cli -p "$port" info replication | grep -q 'state=online' && online=$((online + 1))
+    done
+    [ "$online" = $((${#CLUSTER_PORTS[@]} / 2)) ]
+}
+
+start_cluster() {
+    apt_install redis-server redis-server
+    local port
+    for port in "${CLUSTER_PORTS[@]}"; do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && continue
+        mkdir -p "$STACK_DIR/cluster/$port"
+        say "starting redis cluster node on 127.0.0.1:$port"
+        redis-server --daemonize yes --bind 127.0.0.1 --port "$port" \
+            --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" --cluster-require-full-coverage no \
+            --appendonly yes --maxmemory-policy noeviction \
+            --dir "$STACK_DIR/cluster/$port" --logfile "$STACK_DIR/cluster/$port.log" \
+            --pidfile "$STACK_DIR/cluster/$port.pid"
+        wait_port "$port"
+    done
+    # A node that knows only itself has never joined: make the cluster once.
+    if [ "$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster info | grep -c '^cluster_known_nodes:1\b')" = 1 ]; then
+        say "creating the cluster (3 masters, 3 replicas)"
+        redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") \
+            --cluster-replicas 1 --cluster-yes >/dev/null
+    fi
+    for _ in $(seq 1 150); do cluster_ready && return 0; sleep 0.2; done
+    say "the cluster on ${CLUSTER_PORTS[*]} is not ok"; return 1
+}
+
+stop_cluster() {
+    local port
+    for port in "${CLUSTER_PORTS[@]}"; do
+        redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    done
+}
+
 case "${1:-}" in
     --stop-kafka) stop_kafka ;;
     --start-kafka) start_kafka ;;
+    --cluster)
+        start_cluster
+        say "ready: REDIS_CLUSTER_NODES=$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}" | sed 's/,$//')"
+        ;;
+    --stop-cluster) stop_cluster ;;
     "")
         start_redis
         start_postgres
         start_kafka
         say "ready: REDIS_URL=redis://127.0.0.1:$REDIS_PORT DATABASE_URL=postgres://postgres@127.0.0.1:5432/ticketd KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
         ;;
-    *) echo "usage: $0 [--stop-kafka|--start-kafka]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--stop-kafka|--start-kafka|--cluster|--stop-cluster]" >&2; exit 2 ;;
 esac

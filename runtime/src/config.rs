@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use adapter_redis::{RedisTarget, ReplicaAcks};
 use clap::ValueEnum;
 use domain::contracts::RateLimit;
 use http::HeaderValue;
@@ -96,13 +97,33 @@ pub struct Settings {
     pub stack: StackSettings,
 }
 
-/// Where the real stack is. With none of the three URLs set, everything runs in memory (the
-/// embedded default); with any of them, all three are required.
+/// Where the real stack is. With none of Redis, PostgreSQL and Kafka set, everything runs in
+/// memory (the embedded default); with any of them, all three are required.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StackSettings {
     /// Redis holding stock and holds, e.g. redis://127.0.0.1:6379 (may carry a password).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+
+    /// A Redis Cluster instead of one Redis: seed nodes, comma-separated, e.g.
+    /// 127.0.0.1:7000,127.0.0.1:7001. Exclusive with REDIS_URL.
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        conflicts_with = "redis_url"
+    )]
+    pub redis_cluster_nodes: Vec<String>,
+
+    /// Replicas that must have a change before it is answered (Redis WAIT); with fewer in
+    /// time the answer is 503 and a retry is safe. [default: 1 on a cluster, 0 on one Redis]
+    #[arg(long, env = "REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<u32>,
+
+    /// How long a change waits for its replicas, in milliseconds.
+    #[arg(long, env = "REDIS_WAIT_TIMEOUT_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_wait_timeout_ms: u64,
 
     /// PostgreSQL holding the catalogue and the reservations, e.g.
     /// postgres://postgres@127.0.0.1:5432/ticketd.
@@ -140,7 +161,8 @@ impl StackSettings {
 
 /// The three services of the real stack, all given.
 pub struct RealStack<'a> {
-    pub redis_url: &'a str,
+    pub redis: RedisTarget,
+    pub replica_acks: ReplicaAcks,
     pub database_url: &'a str,
     pub kafka_brokers: &'a str,
 }
@@ -148,16 +170,28 @@ pub struct RealStack<'a> {
 impl StackSettings {
     /// `Ok(None)`: the embedded default. An error names what is missing.
     pub fn real(&self) -> Result<Option<RealStack<'_>>, String> {
-        match (&self.redis_url, &self.database_url, &self.kafka_brokers) {
+        let redis = match (&self.redis_url, self.redis_cluster_nodes.as_slice()) {
+            (Some(url), _) => Some(RedisTarget::Server(url.expose().to_owned())),
+            (None, []) => None,
+            (None, nodes) => Some(RedisTarget::Cluster(nodes.to_vec())),
+        };
+        match (redis, &self.database_url, &self.kafka_brokers) {
             (None, None, None) => Ok(None),
-            (Some(redis_url), Some(database_url), Some(kafka_brokers)) => Ok(Some(RealStack {
-                redis_url: redis_url.expose(),
+            (Some(redis), Some(database_url), Some(kafka_brokers)) => Ok(Some(RealStack {
+                replica_acks: ReplicaAcks {
+                    replicas: self.redis_wait_replicas.unwrap_or(match redis {
+                        RedisTarget::Cluster(_) => 1,
+                        RedisTarget::Server(_) => 0,
+                    }),
+                    timeout_ms: self.redis_wait_timeout_ms,
+                },
+                redis,
                 database_url: database_url.expose(),
                 kafka_brokers,
             })),
             _ => Err(
-                "the real stack needs all of REDIS_URL, DATABASE_URL and KAFKA_BROKERS \
-                 (set none of them for the embedded default)"
+                "the real stack needs Redis (REDIS_URL or REDIS_CLUSTER_NODES), DATABASE_URL \
+                 and KAFKA_BROKERS (set none of them for the embedded default)"
                     .into(),
             ),
         }

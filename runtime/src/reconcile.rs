@@ -10,6 +10,8 @@
 use adapter_kafka::{KafkaSettings, unconsumed_events};
 use adapter_postgres::Postgres;
 use adapter_redis::{RedisStockStore, StockState};
+
+use crate::config::RealStack;
 use domain::ReservationEvent;
 use domain::contracts::ReservationStore;
 use domain::error::StoreError;
@@ -85,29 +87,29 @@ async fn apply(postgres: &Postgres, events: &[ReservationEvent]) -> Result<(), S
 
 /// Connects to PostgreSQL (applying its migrations) and Redis, naming the setting that failed.
 pub async fn connect(
-    redis_url: &str,
-    database_url: &str,
+    real: &RealStack<'_>,
     pool_size: u32,
 ) -> Result<(Postgres, RedisStockStore), String> {
-    let postgres = Postgres::connect(database_url, pool_size)
+    let postgres = Postgres::connect(real.database_url, pool_size)
         .await
         .map_err(|err| format!("DATABASE_URL: {err}"))?;
     postgres
         .migrate()
         .await
         .map_err(|err| format!("migrations: {err}"))?;
-    let redis = RedisStockStore::connect(redis_url)
+    let redis = RedisStockStore::connect(&real.redis)
         .await
-        .map_err(|err| format!("REDIS_URL: {err}"))?;
+        .map_err(|err| format!("{}: {err}", real.redis.setting()))?
+        .with_replica_acks(real.replica_acks);
     Ok((postgres, redis))
 }
 
 /// The `reconcile` command: connects to the three, restores, reports.
 pub async fn reconcile(stack: &crate::config::StackSettings) -> Result<usize, String> {
-    let real = stack
-        .real()?
-        .ok_or("reconcile needs REDIS_URL, DATABASE_URL and KAFKA_BROKERS")?;
-    let (postgres, redis) = connect(real.redis_url, real.database_url, 2).await?;
+    let real = stack.real()?.ok_or(
+        "reconcile needs Redis (REDIS_URL or REDIS_CLUSTER_NODES), DATABASE_URL and KAFKA_BROKERS",
+    )?;
+    let (postgres, redis) = connect(&real, 2).await?;
     restore_missing(&postgres, &redis, &stack.kafka_settings(real.kafka_brokers))
         .await
         .map_err(|err| format!("reconcile: {err}"))

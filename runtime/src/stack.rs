@@ -61,12 +61,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
         });
     };
 
-    let (postgres, redis) = connect(
-        real.redis_url,
-        real.database_url,
-        settings.stack.db_pool_size,
-    )
-    .await?;
+    let (postgres, redis) = connect(&real, settings.stack.db_pool_size).await?;
     let (postgres, redis) = (Arc::new(postgres), Arc::new(redis));
     telemetry::DB_POOL_SIZE.set(settings.stack.db_pool_size.into());
     let kafka = settings.stack.kafka_settings(real.kafka_brokers);

@@ -86,6 +86,9 @@ pub async fn stack(redis_db: u8, test: &str) -> TestStack {
     let settings = Settings {
         stack: StackSettings {
             redis_url: Some(redis_url.into()),
+            redis_cluster_nodes: Vec::new(),
+            redis_wait_replicas: None,
+            redis_wait_timeout_ms: 500,
             database_url: Some(format!("{server}/{database}").into()),
             kafka_brokers: Some(kafka_brokers()),
             kafka_group: format!("{topic}-persist"),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use adapter_redis::RedisStockStore;
+use adapter_redis::{RedisStockStore, RedisTarget};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -90,7 +90,9 @@ async fn sigterm_under_load_loses_no_answered_request() {
     }
 
     // Relayed before exit: nothing waits in the Redis outbox.
-    let redis = RedisStockStore::connect(stack.redis_url()).await.unwrap();
+    let redis = RedisStockStore::connect(&RedisTarget::Server(stack.redis_url().into()))
+        .await
+        .unwrap();
     assert_eq!(
         redis.outbox_backlog().await.unwrap(),
         0,

@@ -1,7 +1,7 @@
 //! Where things live in Redis.
 //!
 //! Categories are spread over [`SHARDS`] shards. Every key of a category, and the indexes of
-//! its shard, carry the shard's hash tag (`{s<n>}`), so each script and each pipeline touches
+//! its shard, carry the shard's hash tag (`{s<n>.<k>}`), so each script and each pipeline touches
 //! one cluster slot, and what the relay, the sweeper and the gauges visit is [`SHARDS`] keys
 //! whatever the number of categories. A reservation id carries its shard in its last byte
 //! ([`ReservationId::generate_routed`]), so a confirm finds the hold from its id alone.
@@ -15,6 +15,14 @@ use domain::{CategoryName, EventId, ReservationId, UserId};
 
 /// Shards of the key space. Fixed: a hold's id and every key depend on it.
 pub const SHARDS: u8 = 16;
+
+/// Each shard's hash tag, chosen so that shard `n`'s cluster slot lies in the `n`th sixteenth
+/// of the 16,384 slots: a cluster whose masters split the slots evenly (as
+/// `redis-cli --cluster create` does) gets an even share of the shards.
+const TAGS: [&str; SHARDS as usize] = [
+    "{s0.10}", "{s1.13}", "{s2.23}", "{s3.20}", "{s4.0}", "{s5.3}", "{s6.40}", "{s7.43}",
+    "{s8.23}", "{s9.20}", "{s10.22}", "{s11.21}", "{s12.2}", "{s13.1}", "{s14.41}", "{s15.42}",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Shard(u8);
@@ -68,12 +76,15 @@ pub struct ShardKeys {
     pub touched: String,
     /// Hash: reservation id -> the Redis key of the Idempotency-Key that made it.
     pub key_of: String,
-    tag: String,
+    /// Counter: written just before a `WAIT`, so the wait covers every earlier write of the
+    /// shard, whichever connection made it (WAIT counts the caller's own writes).
+    pub fence: String,
+    tag: &'static str,
 }
 
 impl ShardKeys {
     fn new(shard: Shard) -> Self {
-        let tag = format!("{{s{}}}", shard.0);
+        let tag = TAGS[usize::from(shard.0)];
         Self {
             holds: format!("{tag}:holds"),
             due: format!("{tag}:due"),
@@ -81,6 +92,7 @@ impl ShardKeys {
             finished: format!("{tag}:finished"),
             touched: format!("{tag}:touched"),
             key_of: format!("{tag}:key-of"),
+            fence: format!("{tag}:fence"),
             tag,
         }
     }
@@ -178,6 +190,33 @@ mod tests {
         let user = UserId::parse("ann").unwrap();
         assert_eq!(slot_tag(&keys.idempotency(&user, "k")), tag);
         assert_eq!(slot_tag(&keys.rate(&user)), tag);
+    }
+
+    /// Redis Cluster's slot of a key with a hash tag: CRC16 (XMODEM) of the tag, mod 16384.
+    fn cluster_slot(key: &str) -> u16 {
+        let tag = slot_tag(key).trim_matches(|c| c == '{' || c == '}');
+        let mut crc: u16 = 0;
+        for byte in tag.bytes() {
+            crc ^= u16::from(byte) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn shard_n_lives_in_the_nth_sixteenth_of_the_slots() {
+        // The well-known example of the Redis Cluster specification.
+        assert_eq!(cluster_slot("{123456789}"), 0x31C3);
+        for shard in Shard::all() {
+            let slot = cluster_slot(&shard.keys().holds);
+            assert_eq!(slot / 1024, u16::from(shard.0), "{shard:?}");
+        }
     }
 
     #[test]

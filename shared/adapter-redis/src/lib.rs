@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ServerErrorKind};
+use futures_util::future::try_join_all;
+use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ServerErrorKind, Value};
 
 use self::connection::Connections;
+pub use self::connection::RedisTarget;
 use self::keys::{CategoryKeys, Shard, parse_category_member};
 pub use self::outbox::OutboxEntry;
 pub use self::restore::StockState;
@@ -62,26 +64,65 @@ impl Scripts {
     }
 }
 
+/// How many replicas must have a change before it is answered, and how long to wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAcks {
+    pub replicas: u32,
+    pub timeout_ms: u64,
+}
+
 pub struct RedisStockStore {
     connections: Connections,
     scripts: Scripts,
+    replica_acks: Option<ReplicaAcks>,
 }
 
 impl RedisStockStore {
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(target: &RedisTarget) -> Result<Self, StoreError> {
         Ok(Self {
-            connections: Connections::open(url).await?,
+            connections: Connections::open(target).await?,
             scripts: Scripts::new(),
+            replica_acks: None,
         })
     }
 
-    /// `used_memory` from `INFO memory`.
+    /// Answers a change only once `acks.replicas` replicas have it (Redis `WAIT`), so a
+    /// master that fails takes no answered change with it; and lets the relay publish only
+    /// events that replicas have, so Kafka never carries a change a failover undid.
+    pub fn with_replica_acks(mut self, acks: ReplicaAcks) -> Self {
+        // `WAIT n 0` would wait forever.
+        let acks = ReplicaAcks {
+            timeout_ms: acks.timeout_ms.max(1),
+            ..acks
+        };
+        self.replica_acks = (acks.replicas > 0).then_some(acks);
+        self
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.connections.is_cluster()
+    }
+
+    /// `used_memory` from `INFO memory`, summed over a cluster's masters.
     pub async fn used_memory(&self) -> Result<u64, StoreError> {
-        let info: String = self.query(redis::cmd("INFO").arg("memory")).await?;
-        info.lines()
-            .find_map(|line| line.strip_prefix("used_memory:"))
-            .and_then(|bytes| bytes.trim().parse().ok())
-            .ok_or_else(|| StoreError("redis: INFO has no used_memory".into()))
+        let info: Value = self.query(redis::cmd("INFO").arg("memory")).await?;
+        let texts: Vec<String> = match info {
+            Value::Map(per_node) => per_node
+                .into_iter()
+                .map(|(_, text)| String::from_redis_value(text))
+                .collect::<Result<_, _>>(),
+            single => String::from_redis_value(single).map(|text| vec![text]),
+        }
+        .map_err(|err| StoreError(format!("redis: INFO: {err}")))?;
+        texts
+            .iter()
+            .map(|text| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix("used_memory:"))
+                    .and_then(|bytes| bytes.trim().parse::<u64>().ok())
+                    .ok_or_else(|| StoreError("redis: INFO has no used_memory".into()))
+            })
+            .sum()
     }
 
     async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
@@ -127,41 +168,78 @@ impl RedisStockStore {
         .map_err(|err| self.connections.failed(err))
     }
 
-    /// Redis's clock in milliseconds, and `command`'s reply for every shard, in one round trip.
+    /// One pipeline per shard, sent together: on a cluster each goes to its shard's master, on
+    /// one server they share a round trip. Replies in the pipelines' order. A pipeline that
+    /// calls `script` loads it if Redis lost it.
+    async fn on_shards(
+        &self,
+        pipelines: &[Pipeline],
+        script: Option<&Script>,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        try_join_all(pipelines.iter().map(|pipeline| async move {
+            match script {
+                _ if pipeline.is_empty() => Ok(Vec::new()),
+                Some(script) => self.pipeline(pipeline, script).await,
+                None => self.run(pipeline).await,
+            }
+        }))
+        .await
+    }
+
+    /// Runs `commands`, each on its shard's slot, grouped into one pipeline per shard
+    /// ([`Self::on_shards`]); the replies come back in the commands' order.
+    async fn by_shard<T: FromRedisValue>(
+        &self,
+        commands: impl IntoIterator<Item = (Shard, redis::Cmd)>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut groups: BTreeMap<Shard, (Pipeline, Vec<usize>)> = BTreeMap::new();
+        let mut count = 0;
+        for (shard, command) in commands {
+            let (pipeline, places) = groups.entry(shard).or_default();
+            pipeline.add_command(command);
+            places.push(count);
+            count += 1;
+        }
+        let (pipelines, places): (Vec<Pipeline>, Vec<Vec<usize>>) = groups.into_values().unzip();
+        let mut replies = vec![Value::Nil; count];
+        for (places, values) in places.iter().zip(self.on_shards(&pipelines, None).await?) {
+            for (place, value) in places.iter().zip(values) {
+                replies[*place] = value;
+            }
+        }
+        replies.into_iter().map(parse_value).collect()
+    }
+
+    /// `command`'s reply for every shard, each with its master's clock (ms) when it ran: one
+    /// round trip.
     async fn per_shard<T: FromRedisValue>(
         &self,
         command: impl Fn(&keys::ShardKeys) -> redis::Cmd,
-    ) -> Result<(u64, Vec<T>), StoreError> {
-        let mut pipeline = redis::pipe();
-        pipeline.cmd("TIME");
-        for shard in Shard::all() {
-            pipeline.add_command(command(shard.keys()));
-        }
-        let mut connection = self.connections.get().await?;
-        let replies: Vec<redis::Value> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))?;
-        let parse = |value: redis::Value| {
-            T::from_redis_value(value).map_err(|err| StoreError(format!("redis: {err}")))
-        };
-        let mut replies = replies.into_iter();
-        let time = replies
-            .next()
-            .ok_or_else(|| StoreError("redis: no TIME".into()))?;
-        let (seconds, micros): (u64, u64) = FromRedisValue::from_redis_value(time)
-            .map_err(|err| StoreError(format!("redis: TIME: {err}")))?;
-        let replies = replies.map(parse).collect::<Result<_, _>>()?;
-        Ok((seconds * 1000 + micros / 1000, replies))
+    ) -> Result<Vec<(u64, T)>, StoreError> {
+        let pipelines: Vec<Pipeline> = Shard::all()
+            .map(|shard| {
+                let mut pipeline = redis::pipe();
+                pipeline.cmd("TIME").add_command(command(shard.keys()));
+                pipeline
+            })
+            .collect();
+        self.on_shards(&pipelines, None)
+            .await?
+            .into_iter()
+            .map(|replies| {
+                let (time, reply): ((u64, u64), T) = parse_value(Value::Array(replies))?;
+                Ok((time.0 * 1000 + time.1 / 1000, reply))
+            })
+            .collect()
     }
 
-    /// Redis's clock in milliseconds, and the `count` lowest-scored members (with their
-    /// scores) of one sorted set of every shard, in one round trip.
+    /// The `count` lowest-scored members (with their scores) of one sorted set of every
+    /// shard, each with its master's clock (ms): one round trip.
     async fn earliest_per_shard(
         &self,
         index: impl Fn(&keys::ShardKeys) -> &String,
         count: isize,
-    ) -> Result<(u64, Vec<Vec<(String, u64)>>), StoreError> {
+    ) -> Result<Vec<(u64, Vec<(String, u64)>)>, StoreError> {
         self.per_shard(|shard| {
             let mut command = redis::cmd("ZRANGE");
             command
@@ -194,16 +272,73 @@ impl RedisStockStore {
         &self,
         categories: &[CategoryKeys],
     ) -> Result<Vec<Option<StockCounts>>, StoreError> {
-        let mut pipeline = redis::pipe();
-        for keys in categories {
-            pipeline
-                .cmd("HMGET")
-                .arg(&keys.stock)
-                .arg(&["total", "available", "held", "sold"]);
-        }
-        let replies: Vec<[Option<String>; 4]> = self.run(&pipeline).await?;
+        let replies: Vec<[Option<String>; 4]> = self
+            .by_shard(
+                categories
+                    .iter()
+                    .map(|keys| (keys.shard, counters_command(keys))),
+            )
+            .await?;
         Ok(replies.iter().map(parse_counters).collect())
     }
+
+    /// Runs a transition's pipeline, whose first command is `script`'s, and returns the
+    /// script's reply; with replica acks, first makes sure enough replicas have the change.
+    async fn transition<T: FromRedisValue>(
+        &self,
+        mut pipeline: Pipeline,
+        shard: &keys::ShardKeys,
+        script: &Script,
+    ) -> Result<T, StoreError> {
+        self.fence(&mut pipeline, shard);
+        let mut replies: Vec<Value> = self.pipeline(&pipeline, script).await?;
+        if self.replica_acks.is_some() {
+            self.fenced(replies.pop())?;
+        }
+        parse_value(replies.into_iter().next().unwrap_or(Value::Nil))
+    }
+
+    /// With replica acks, ends `pipeline` with a write to the shard's fence and a `WAIT`:
+    /// the wait then covers every change the shard had, whoever made it.
+    fn fence(&self, pipeline: &mut Pipeline, shard: &keys::ShardKeys) {
+        if let Some(acks) = self.replica_acks {
+            pipeline
+                .cmd("INCR")
+                .arg(&shard.fence)
+                .ignore()
+                .cmd("WAIT")
+                .arg(acks.replicas)
+                .arg(acks.timeout_ms);
+        }
+    }
+
+    /// Checks a fence's `WAIT` reply: enough replicas had the changes in time, or an error
+    /// the caller answers with 503 (the change may stand; retrying is safe).
+    fn fenced(&self, wait: Option<Value>) -> Result<(), StoreError> {
+        let Some(acks) = self.replica_acks else {
+            return Ok(());
+        };
+        let acked: u32 = parse_value(wait.unwrap_or(Value::Nil))?;
+        if acked < acks.replicas {
+            return Err(StoreError(format!(
+                "redis: {acked} of {} replicas had the change within {} ms",
+                acks.replicas, acks.timeout_ms
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn parse_value<T: FromRedisValue>(value: Value) -> Result<T, StoreError> {
+    T::from_redis_value(value).map_err(|err| StoreError(format!("redis: {err}")))
+}
+
+fn counters_command(keys: &CategoryKeys) -> redis::Cmd {
+    let mut command = redis::cmd("HMGET");
+    command
+        .arg(&keys.stock)
+        .arg(&["total", "available", "held", "sold"]);
+    command
 }
 
 /// Counters as Redis keeps them: read as signed numbers, so a broken one (a negative `held`
@@ -253,9 +388,11 @@ impl StockStore for RedisStockStore {
             .arg(&keys.shard_keys.touched)
             .arg(&keys.member)
             .arg(category.total_stock.get())
-            .arg(max)
-            .ignore();
-        self.pipeline(&pipeline, &self.scripts.add_category).await
+            .arg(max);
+        let _created: bool = self
+            .transition(pipeline, keys.shard_keys, &self.scripts.add_category)
+            .await?;
+        Ok(())
     }
 
     async fn counts(
@@ -279,40 +416,43 @@ impl StockStore for RedisStockStore {
     /// with their counters and live holds: two round trips, whatever the number of
     /// categories, and only the changed ones read.
     async fn sale_changes(&self, since: u64) -> Result<SaleChanges, StoreError> {
-        let (now, members): (u64, Vec<Vec<String>>) = self
+        let per_shard: Vec<(u64, Vec<String>)> = self
             .per_shard(|shard| {
                 let mut command = redis::cmd("ZRANGEBYSCORE");
                 command.arg(&shard.touched).arg(since).arg("+inf");
                 command
             })
             .await?;
-        let changed: Vec<_> = members
+        // Masters' clocks may differ a little: the next mark is the earliest, so no change
+        // is missed.
+        let now = per_shard.iter().map(|(now, _)| *now).min().unwrap_or(since);
+        let changed: Vec<_> = per_shard
             .iter()
-            .flatten()
+            .flat_map(|(_, members)| members)
             .filter_map(|member| keys_of_member(member))
             .collect();
-        let mut pipeline = redis::pipe();
-        for (_, _, keys) in &changed {
-            pipeline
-                .cmd("HMGET")
-                .arg(&keys.stock)
-                .arg(&["total", "available", "held", "sold"])
-                .cmd("ZCARD")
-                .arg(&keys.deadlines);
-        }
-        let replies: Vec<([Option<String>; 4], u32)> = self.run(&pipeline).await?;
+        let commands = changed.iter().flat_map(|(_, _, keys)| {
+            let mut live_holds = redis::cmd("ZCARD");
+            live_holds.arg(&keys.deadlines);
+            [
+                (keys.shard, counters_command(keys)),
+                (keys.shard, live_holds),
+            ]
+        });
+        let replies: Vec<Value> = self.by_shard(commands).await?;
         let categories = changed
             .into_iter()
-            .zip(replies)
-            .map(
-                |((event_id, name, _), (counters, live_holds))| CategorySale {
+            .zip(replies.chunks_exact(2))
+            .map(|((event_id, name, _), replies)| {
+                let counters: [Option<String>; 4] = parse_value(replies[0].clone())?;
+                Ok(CategorySale {
                     event_id,
                     name,
                     counts: parse_counters(&counters),
-                    live_holds,
-                },
-            )
-            .collect();
+                    live_holds: parse_value(replies[1].clone())?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
         // The next read starts at this read's clock, inclusive: a change in this very
         // millisecond is read twice rather than missed.
         Ok(SaleChanges {
@@ -362,7 +502,9 @@ impl StockStore for RedisStockStore {
             .arg(burst);
         let mut pipeline = redis::pipe();
         pipeline.add_command(invocation);
-        let (reply,): (Vec<String>,) = self.pipeline(&pipeline, &self.scripts.reserve).await?;
+        let reply: Vec<String> = self
+            .transition(pipeline, keys.shard_keys, &self.scripts.reserve)
+            .await?;
         let reservation = |reply: &[String]| -> Result<Reservation, StoreError> {
             parse_reservation(reply.get(1).ok_or_else(|| unexpected(reply))?)
         };
@@ -432,21 +574,20 @@ impl StockStore for RedisStockStore {
     ) -> Result<ReservationChange, SettleError> {
         let held = self.category_of(id).await?.ok_or(SettleError::NotFound)?;
         let keys = CategoryKeys::new(held.event_id, held.category.as_str());
-        let mut invocation = self.scripts.settle.prepare_invoke();
-        for key in keys.transition() {
-            invocation.key(key);
-        }
-        invocation
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("EVALSHA")
+            .arg(self.scripts.settle.get_hash())
+            .arg(9)
+            .arg(&keys.transition())
             .arg(&keys.member)
             .arg(id.to_string())
             .arg(user.as_str())
             .arg(settlement.status().as_str())
             .arg(ReservationEvent::VERSION);
-        let mut connection = self.connections.get().await?;
-        let reply: Vec<String> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|err| self.connections.failed(err))?;
+        let reply: Vec<String> = self
+            .transition(pipeline, keys.shard_keys, &self.scripts.settle)
+            .await?;
         let reservation = |reply: &[String]| -> Result<Reservation, StoreError> {
             parse_reservation(reply.get(1).ok_or_else(|| unexpected(reply))?)
         };
@@ -477,27 +618,37 @@ impl StockStore for RedisStockStore {
     /// Visits only categories the shards' `due` says have a hold past its deadline, by
     /// Redis's clock: idle, one round trip of a command per shard.
     async fn expire_due(&self, _now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
-        let (now, due) = self
+        let due = self
             .earliest_per_shard(|shard| &shard.due, DUE_PER_SHARD)
             .await?;
-        let mut pipeline = redis::pipe();
-        for (member, _) in due.iter().flatten().filter(|(_, at)| *at <= now) {
-            let Some((_, _, keys)) = keys_of_member(member) else {
-                continue;
-            };
-            pipeline
-                .cmd("EVALSHA")
-                .arg(self.scripts.expire.get_hash())
-                .arg(9)
-                .arg(&keys.transition())
-                .arg(&keys.member)
-                .arg(limit)
-                .arg(ReservationEvent::VERSION);
-        }
-        if pipeline.is_empty() {
-            return Ok(0);
-        }
-        let expired: Vec<i64> = self.pipeline(&pipeline, &self.scripts.expire).await?;
+        let pipelines: Vec<Pipeline> = due
+            .iter()
+            .map(|(now, due)| {
+                let mut pipeline = redis::pipe();
+                let keys = due
+                    .iter()
+                    .filter(|(_, at)| at <= now)
+                    .filter_map(|(member, _)| keys_of_member(member));
+                for (_, _, keys) in keys {
+                    pipeline
+                        .cmd("EVALSHA")
+                        .arg(self.scripts.expire.get_hash())
+                        .arg(9)
+                        .arg(&keys.transition())
+                        .arg(&keys.member)
+                        .arg(limit)
+                        .arg(ReservationEvent::VERSION);
+                }
+                pipeline
+            })
+            .collect();
+        let expired: Vec<i64> = self
+            .on_shards(&pipelines, Some(&self.scripts.expire))
+            .await?
+            .into_iter()
+            .flatten()
+            .map(parse_value)
+            .collect::<Result<_, _>>()?;
         if expired.contains(&-1) {
             tracing::error!(
                 "holds are due in a category whose stock is missing: run ticketd reconcile"
@@ -516,14 +667,16 @@ impl StockStore for RedisStockStore {
         limit: usize,
     ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
         let per_shard = isize::try_from(limit.max(1)).unwrap_or(isize::MAX);
-        let (now, finished) = self
+        let finished = self
             .earliest_per_shard(|shard| &shard.finished, per_shard)
             .await?;
-        let cutoff = now.saturating_sub(u64::try_from(retention.num_milliseconds()).unwrap_or(0));
+        let retention = u64::try_from(retention.num_milliseconds()).unwrap_or(0);
         let ids: Vec<ReservationId> = finished
             .iter()
-            .flatten()
-            .filter(|(_, ended)| *ended <= cutoff)
+            .flat_map(|(now, finished)| {
+                let cutoff = now.saturating_sub(retention);
+                finished.iter().filter(move |(_, ended)| *ended <= cutoff)
+            })
             .filter_map(|(id, _)| ReservationId::parse(id).ok())
             .take(limit)
             .collect();
@@ -545,41 +698,34 @@ impl StockStore for RedisStockStore {
             .filter(|hold| hold.status.is_final())
             .map(|hold| hold.id)
             .collect();
-        let mut pipeline = redis::pipe();
-        for id in &finished {
-            if let Some(shard) = Shard::of_reservation(*id) {
-                pipeline
-                    .cmd("HGET")
-                    .arg(&shard.keys().key_of)
-                    .arg(id.to_string());
-            }
-        }
-        let made_by: Vec<Option<String>> = self.run(&pipeline).await?;
-        let mut pipeline = redis::pipe();
-        for (id, key) in finished.iter().zip(&made_by) {
-            let Some(shard) = Shard::of_reservation(*id) else {
-                continue;
+        let finished: Vec<(ReservationId, Shard)> = finished
+            .into_iter()
+            .filter_map(|id| Some((id, Shard::of_reservation(id)?)))
+            .collect();
+        let made_by: Vec<Option<String>> = self
+            .by_shard(finished.iter().map(|(id, shard)| {
+                let mut command = redis::cmd("HGET");
+                command.arg(&shard.keys().key_of).arg(id.to_string());
+                (*shard, command)
+            }))
+            .await?;
+        let mut deletes = Vec::new();
+        for ((id, shard), key) in finished.iter().zip(made_by) {
+            let (keys, id) = (shard.keys(), id.to_string());
+            let mut delete = |name: &str, key: &str, field: Option<&str>| {
+                let mut command = redis::cmd(name);
+                command.arg(key).arg(field);
+                deletes.push((*shard, command));
             };
-            let (shard, id) = (shard.keys(), id.to_string());
-            pipeline
-                .cmd("HDEL")
-                .arg(&shard.holds)
-                .arg(&id)
-                .ignore()
-                .cmd("ZREM")
-                .arg(&shard.finished)
-                .arg(&id)
-                .ignore()
-                .cmd("HDEL")
-                .arg(&shard.key_of)
-                .arg(&id)
-                .ignore();
+            delete("HDEL", &keys.holds, Some(&id));
+            delete("ZREM", &keys.finished, Some(&id));
+            delete("HDEL", &keys.key_of, Some(&id));
             // A final hold never becomes live again, so its key can go outside a script.
             if let Some(key) = key {
-                pipeline.cmd("DEL").arg(key).ignore();
+                delete("DEL", &key, None);
             }
         }
-        self.run::<()>(&pipeline).await?;
+        let _: Vec<Value> = self.by_shard(deletes).await?;
         Ok(finished.len())
     }
 
@@ -594,18 +740,17 @@ impl RedisStockStore {
         &self,
         ids: &[ReservationId],
     ) -> Result<BTreeMap<ReservationId, Option<Reservation>>, StoreError> {
-        let mut pipeline = redis::pipe();
         let routed: Vec<(ReservationId, Shard)> = ids
             .iter()
             .filter_map(|id| Some((*id, Shard::of_reservation(*id)?)))
             .collect();
-        for (id, shard) in &routed {
-            pipeline
-                .cmd("HGET")
-                .arg(&shard.keys().holds)
-                .arg(id.to_string());
-        }
-        let jsons: Vec<Option<String>> = self.run(&pipeline).await?;
+        let jsons: Vec<Option<String>> = self
+            .by_shard(routed.iter().map(|(id, shard)| {
+                let mut command = redis::cmd("HGET");
+                command.arg(&shard.keys().holds).arg(id.to_string());
+                (*shard, command)
+            }))
+            .await?;
         routed
             .iter()
             .zip(jsons)

@@ -1,15 +1,17 @@
 //! The outbox: each shard's stream of events, written by the transition scripts and read by
 //! the relay, which deletes entries only once Kafka has acknowledged them.
 
-use super::RedisStockStore;
+use redis::{Pipeline, Value};
+
 use super::keys::Shard;
+use super::{RedisStockStore, parse_value};
 use domain::ReservationEvent;
 use domain::error::StoreError;
 
 /// One event waiting in a shard's outbox stream.
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
-    stream: String,
+    shard: Shard,
     entry_id: String,
     /// The reservation id: the Kafka message key.
     pub key: String,
@@ -22,23 +24,33 @@ type StreamEntries = Vec<(String, Vec<String>)>;
 
 impl RedisStockStore {
     /// Up to `max_per_shard` of the oldest events of every shard's outbox: one round trip of
-    /// one command per shard, however many categories there are.
+    /// one command per shard, however many categories there are. With replica acks, only
+    /// events replicas have: a shard whose replicas lag gives nothing this time.
     pub async fn outbox_batch(&self, max_per_shard: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut pipeline = redis::pipe();
-        let shards: Vec<_> = Shard::all().map(Shard::keys).collect();
-        for shard in &shards {
-            pipeline
-                .cmd("XRANGE")
-                .arg(&shard.outbox)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(max_per_shard);
-        }
-        let replies: Vec<StreamEntries> = self.run(&pipeline).await?;
+        let pipelines: Vec<Pipeline> = Shard::all()
+            .map(|shard| {
+                let mut pipeline = redis::pipe();
+                pipeline
+                    .cmd("XRANGE")
+                    .arg(&shard.keys().outbox)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max_per_shard);
+                self.fence(&mut pipeline, shard.keys());
+                pipeline
+            })
+            .collect();
+        let replies = self.on_shards(&pipelines, None).await?;
         let mut batch = Vec::new();
-        for (shard, entries) in shards.iter().zip(replies) {
-            let stream = &shard.outbox;
+        for (shard, mut replies) in Shard::all().zip(replies) {
+            let wait = self.replica_acks.and_then(|_| replies.pop());
+            if let Err(err) = self.fenced(wait) {
+                tracing::warn!(%err, "outbox events held back until replicas have them");
+                continue;
+            }
+            let entries: StreamEntries = parse_value(replies.pop().unwrap_or(Value::Nil))?;
+            let stream = &shard.keys().outbox;
             for (entry_id, fields) in entries {
                 let field = |name: &str| {
                     fields
@@ -48,7 +60,7 @@ impl RedisStockStore {
                 };
                 match (field("key"), field("event")) {
                     (Some(key), Some(payload)) => batch.push(OutboxEntry {
-                        stream: stream.clone(),
+                        shard,
                         entry_id,
                         key,
                         payload,
@@ -101,24 +113,24 @@ impl RedisStockStore {
 
     /// Deletes entries that Kafka has acknowledged.
     pub async fn trim_outbox(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
-        let mut pipeline = redis::pipe();
-        for entry in entries {
-            pipeline
-                .cmd("XDEL")
-                .arg(&entry.stream)
-                .arg(&entry.entry_id)
-                .ignore();
-        }
-        self.run(&pipeline).await
+        let deletes = entries.iter().map(|entry| {
+            let mut command = redis::cmd("XDEL");
+            command.arg(&entry.shard.keys().outbox).arg(&entry.entry_id);
+            (entry.shard, command)
+        });
+        let _: Vec<Value> = self.by_shard(deletes).await?;
+        Ok(())
     }
 
     /// Events in every outbox, not yet acknowledged by Kafka.
     pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
-        let mut pipeline = redis::pipe();
-        for shard in Shard::all() {
-            pipeline.cmd("XLEN").arg(&shard.keys().outbox);
-        }
-        let lengths: Vec<u64> = self.run(&pipeline).await?;
+        let lengths: Vec<u64> = self
+            .by_shard(Shard::all().map(|shard| {
+                let mut command = redis::cmd("XLEN");
+                command.arg(&shard.keys().outbox);
+                (shard, command)
+            }))
+            .await?;
         Ok(lengths.iter().sum())
     }
 }

@@ -23,7 +23,7 @@ use proptest::prelude::*;
 
 mod common;
 
-use common::redis_alone;
+use common::{cluster, redis_alone};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 const USERS: usize = 3;
@@ -409,6 +409,14 @@ fn the_redis_store_behaves_like_the_model() {
     let runtime = runtime();
     let store = runtime.block_on(redis_alone(8));
     check(&runtime, store, 128, false);
+}
+
+/// The only test of this binary on the cluster, so no other sweeper shares it.
+#[test]
+fn the_redis_cluster_store_behaves_like_the_model() {
+    let runtime = runtime();
+    let store = runtime.block_on(cluster());
+    check(&runtime, store, 64, false);
 }
 
 /// For each request, the index of the request whose hold it got (itself when new).

@@ -366,6 +366,10 @@ macro_rules! contract {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() { super::$test(super::redis().await).await })*
         }
+        mod redis_cluster_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::cluster().await).await })*
+        }
     };
 }
 

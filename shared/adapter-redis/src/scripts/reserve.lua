@@ -17,6 +17,12 @@ if not stock[1] then
   end
   return {'unknown_category'}
 end
+-- A call sent again with the same id (a client library resends after a dropped connection,
+-- not knowing whether Redis ran it) finds its hold rather than taking stock twice.
+local again = redis.call('HGET', KEYS[4], ARGV[2])
+if again then
+  return {'replay', again}
+end
 local now_ms = now_ms()
 local per_minute = tonumber(ARGV[9])
 if per_minute > 0 then

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use adapter_memory::{MemoryStockStore, channel};
-use adapter_redis::RedisStockStore;
+use adapter_redis::{RedisStockStore, RedisTarget, ReplicaAcks};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use domain::contracts::{CategorySale, HoldRequest, SettleError, Settlement, StockStore};
 use domain::{
@@ -29,8 +29,49 @@ pub async fn redis() -> Arc<RedisStockStore> {
         })
         .await;
     let url = redis_url();
-    let store = RedisStockStore::connect(&url).await;
+    let store = RedisStockStore::connect(&RedisTarget::Server(url.clone())).await;
     Arc::new(store.unwrap_or_else(|err| panic!("Redis at {url} (infra/local-stack.sh): {err}")))
+}
+
+/// The seed nodes of the tests' Redis Cluster (`infra/local-stack.sh --cluster`).
+pub fn cluster_nodes() -> Vec<String> {
+    std::env::var("REDIS_CLUSTER_NODES")
+        .unwrap_or_else(|_| "127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A store on the tests' Redis Cluster, emptied once per test binary, that answers a change
+/// once a replica has it.
+pub async fn cluster() -> Arc<RedisStockStore> {
+    static EMPTIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let nodes = cluster_nodes();
+    fn unreachable<T>(err: &dyn std::fmt::Display) -> T {
+        panic!(
+            "Redis Cluster at {:?} (infra/local-stack.sh --cluster): {err}",
+            cluster_nodes()
+        )
+    }
+    EMPTIED
+        .get_or_init(|| async {
+            let urls = nodes.iter().map(|node| format!("redis://{node}"));
+            let client = redis::cluster::ClusterClient::new(urls).unwrap();
+            let mut connection = client
+                .get_async_connection()
+                .await
+                .unwrap_or_else(|err| unreachable(&err));
+            let flushed: Result<(), _> = redis::cmd("FLUSHALL").query_async(&mut connection).await;
+            flushed.unwrap_or_else(|err| unreachable(&err));
+        })
+        .await;
+    let store = RedisStockStore::connect(&RedisTarget::Cluster(nodes.clone()))
+        .await
+        .unwrap_or_else(|err| unreachable(&err));
+    Arc::new(store.with_replica_acks(ReplicaAcks {
+        replicas: 1,
+        timeout_ms: 2000,
+    }))
 }
 
 pub fn memory() -> Arc<dyn StockStore> {
@@ -136,7 +177,11 @@ pub async fn redis_alone(db: u8) -> Arc<RedisStockStore> {
         .query_async::<()>(&mut connection)
         .await
         .unwrap();
-    Arc::new(RedisStockStore::connect(&url).await.unwrap())
+    Arc::new(
+        RedisStockStore::connect(&RedisTarget::Server(url))
+            .await
+            .unwrap(),
+    )
 }
 
 /// Keys of the database at `db` whose name matches `pattern`.
