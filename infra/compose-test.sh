@@ -5,18 +5,18 @@
 # Grafana, which has no stand-in), waits for every service's health check and runs the
 # black-box tests of runtime/tests/deployed.rs through 127.0.0.1 only: the whole flow, a
 # 2,000-for-500 race, and (per-function) the reserve container killed and restarted in the
-# middle of a load. PostgreSQL inside the stack must end with exactly the final states.
+# middle of a load; the cluster profile's sale must live on its Redis Cluster. PostgreSQL inside the stack must end with exactly the final states.
 # Prometheus must scrape every ticketd container and send to the stack's Alertmanager.
 # The stack is always taken down with its volumes, also on failure; nothing may be left.
 #
-#   infra/compose-test.sh                        both profiles
+#   infra/compose-test.sh                        every profile
 #   PROFILES=per-function infra/compose-test.sh  one of them
 #   FRESH=1 infra/compose-test.sh                as on a clean machine: every stand-in and
 #                                                the image built again, without cache
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PROFILES=${PROFILES:-all-in-one per-function}
+PROFILES=${PROFILES:-all-in-one per-function cluster}
 # A project of its own, so a user's `ticketd` stack is never touched.
 PROJECT=ticketd-compose-test
 COMPOSE_YML=infra/docker-compose.yml
@@ -78,7 +78,7 @@ start_dockerd() {
 
 validate() {
     local profile
-    for profile in "" all-in-one per-function; do
+    for profile in "" all-in-one per-function cluster; do
         compose ${profile:+--profile "$profile"} config -q
         say "valid: ${profile:-default (COMPOSE_PROFILES from infra/.env)}"
     done
@@ -202,8 +202,25 @@ assert "receiver: oncall" in status["config"]["original"], "not the routes of mo
 print("compose-test: Alertmanager", status["versionInfo"]["version"], "is up with the oncall and team routes")' >&2
 }
 
+# The cluster profile's sale lives on the cluster: 3 masters with a replica each hold its keys,
+# and the single Redis service holds none.
+cluster_used() {
+    local node role masters=0 replicas=0 keys=0 single
+    for node in 0 1 2 3 4 5; do
+        role=$(compose exec -T "redis-node-$node" redis-cli role | head -1)
+        case $role in
+            master) masters=$((masters + 1))
+                keys=$((keys + $(compose exec -T "redis-node-$node" redis-cli dbsize))) ;;
+            slave) replicas=$((replicas + 1)) ;;
+        esac
+    done
+    single=$(compose exec -T redis redis-cli dbsize)
+    say "cluster: $masters masters, $replicas replicas, $keys keys on the masters; the single Redis: $single keys"
+    [ "$masters" = 3 ] && [ "$replicas" = 3 ] && [ "$keys" -gt 0 ] && [ "$single" = 0 ]
+}
+
 down() {
-    compose --profile all-in-one --profile per-function down -v --remove-orphans --timeout 20 \
+    compose --profile all-in-one --profile per-function --profile cluster down -v --remove-orphans --timeout 20 \
         >/dev/null 2>&1 || true
 }
 
@@ -227,6 +244,9 @@ run_profile() {
         deployed_tests "$profile"
     if [ "$profile" = per-function ]; then
         stage "$profile: race again, with --scale reserve=3" scale_reserve
+    fi
+    if [ "$profile" = cluster ]; then
+        stage "$profile: the sale is on the Redis Cluster" cluster_used
     fi
     local functions
     functions=$(compose ps -q | xargs docker inspect -f '{{.Config.Image}}' | grep -cx ticketd:local)

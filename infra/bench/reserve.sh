@@ -8,10 +8,14 @@
 #   STACK=real FUNCTIONS=reserve,create-event,add-ticket-category bash infra/bench/reserve.sh
 #                                                   # the Redis hot path alone: no relay or
 #                                                   # persist sharing the two cores
+#   STACK=cluster bash infra/bench/reserve.sh       # on the local Redis Cluster, with and
+#                                                   # without the replica wait, and on one
+#                                                   # Redis, in the same run
 #   THREADS=2 CONNECTIONS=128 DURATION=20s bash infra/bench/reserve.sh
 #
 # STACK=real starts what is missing with infra/local-stack.sh and gives the run a Redis
-# database (14, emptied first), a PostgreSQL database and a Kafka topic of its own.
+# database (14, emptied first), a PostgreSQL database and a Kafka topic of its own;
+# STACK=cluster also starts the local cluster (local-stack.sh --cluster) and empties it.
 #
 # Both servers listen on 127.0.0.1 only and are stopped on exit. Not a test: it never fails
 # on a figure, only when something could not be measured.
@@ -22,8 +26,7 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
 
-readonly TICKETD_PORT=18080 BARE_PORT=18081
-readonly TICKETD_URL="http://127.0.0.1:$TICKETD_PORT" BARE_URL="http://127.0.0.1:$BARE_PORT"
+readonly BARE_PORT=18081 BARE_URL="http://127.0.0.1:18081"
 readonly SECRET=bench-secret-not-for-production
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,6 +41,7 @@ die() { printf 'reserve.sh: %s\n' "$*" >&2; exit 1; }
 # --- cleanup: stop what we started, by pid; SIGKILL if it does not drain within 5 s ----------
 WORK=$(mktemp -d)
 pids=()
+bench_dbs=()
 cleanup() {
   local pid i
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -47,9 +51,10 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   rm -rf "$WORK"
-  if [ -n "${bench_db:-}" ]; then
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >/dev/null || true
-  fi
+  local database
+  for database in "${bench_dbs[@]}"; do
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null || true
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -67,39 +72,58 @@ fi
 log "building (release)"
 cargo build --release -p ticketd --bins --examples
 
+# The ticketd servers to measure, each "name port setting...": the real stack's settings, or
+# none; a database and topic of this run's own.
+common_env=()
+[ -z "${FUNCTIONS:-}" ] || common_env+=(FUNCTIONS="$FUNCTIONS")
+servers=()
+real_stack() { # database -> the settings of a real stack but for Redis
+  psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $1" >/dev/null
+  echo "DATABASE_URL=postgres://postgres@127.0.0.1:5432/$1 KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC=$1 KAFKA_GROUP=$1"
+}
+one_redis() { redis-cli -n 14 FLUSHDB >/dev/null; echo "REDIS_URL=redis://127.0.0.1:6379/14"; }
+readonly CLUSTER=REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002
+run_id=$(date +%s)
+case $STACK in
+  embedded) servers+=("embedded 18080") ;;
+  real)
+    infra/local-stack.sh
+    bench_dbs=("ticketd_bench_$run_id")
+    servers+=("real 18080 $(one_redis) $(real_stack "${bench_dbs[0]}")")
+    ;;
+  cluster)
+    infra/local-stack.sh
+    infra/local-stack.sh --cluster
+    redis-cli --cluster call 127.0.0.1:7000 FLUSHALL >/dev/null
+    bench_dbs=("ticketd_bench_$run_id" "ticketd_bench_${run_id}_c" "ticketd_bench_${run_id}_n")
+    servers+=("one-redis 18080 $(one_redis) $(real_stack "${bench_dbs[0]}")"
+      "cluster 18082 $CLUSTER $(real_stack "${bench_dbs[1]}")"
+      "cluster-no-wait 18083 $CLUSTER REDIS_WAIT_REPLICAS=0 $(real_stack "${bench_dbs[2]}")")
+    ;;
+  *) die "STACK is embedded, real or cluster, not $STACK" ;;
+esac
+
 # A server already on our ports would be measured instead of ours: refuse.
-for port in "$TICKETD_PORT" "$BARE_PORT"; do
+for server in "${servers[@]}" "bare $BARE_PORT"; do
+  read -r _ port _ <<<"$server"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "something already listens on 127.0.0.1:$port"
   fi
 done
 
-# The real stack's settings, or none: a database and topic of this run's own.
-stack_env=()
-[ -z "${FUNCTIONS:-}" ] || stack_env+=(FUNCTIONS="$FUNCTIONS")
-case $STACK in
-  embedded) ;;
-  real)
-    infra/local-stack.sh
-    bench_db="ticketd_bench_$(date +%s)"
-    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $bench_db" >/dev/null
-    redis-cli -n 14 FLUSHDB >/dev/null
-    stack_env+=(REDIS_URL=redis://127.0.0.1:6379/14
-      DATABASE_URL="postgres://postgres@127.0.0.1:5432/$bench_db"
-      KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$bench_db" KAFKA_GROUP="$bench_db")
-    ;;
-  *) die "STACK is embedded or real, not $STACK" ;;
-esac
-
 # env -i: only the settings below, so a stray FUNCTIONS, RESERVATION_TTL, REDIS_URL or
 # DATABASE_URL in the caller's environment cannot change what is measured. MAX_IN_FLIGHT is
 # far above the connection count so that no request is shed with 503, and the per-user rate
 # limit is off: every request comes from the one bench user.
-env -i LISTEN_ADDR="127.0.0.1:$TICKETD_PORT" JWT_SECRET="$SECRET" MAX_IN_FLIGHT=100000 \
-  RESERVE_RATE_PER_MINUTE=0 \
-  RUST_LOG=warn "${stack_env[@]}" "$TICKETD" serve >"$WORK/ticketd.log" 2>&1 &
-pids+=($!)
-ticketd_pid=$!
+for server in "${servers[@]}"; do
+  read -r name port settings <<<"$server"
+  # shellcheck disable=SC2086 # settings are words of NAME=value
+  env -i LISTEN_ADDR="127.0.0.1:$port" JWT_SECRET="$SECRET" MAX_IN_FLIGHT=100000 \
+    RESERVE_RATE_PER_MINUTE=0 RUST_LOG=warn "${common_env[@]}" $settings \
+    "$TICKETD" serve >"$WORK/$name.log" 2>&1 &
+  pids+=($!)
+  printf -v "pid_$port" '%s' "$!"
+done
 "$BARE" "127.0.0.1:$BARE_PORT" >"$WORK/bare.log" 2>&1 &
 pids+=($!)
 bare_pid=$!
@@ -114,22 +138,31 @@ wait_for() {
   done
   die "$url did not come up within 30 s"
 }
-wait_for "$TICKETD_URL/health" "$ticketd_pid" "$WORK/ticketd.log"
+for server in "${servers[@]}"; do
+  read -r name port _ <<<"$server"
+  pid_var="pid_$port"
+  wait_for "http://127.0.0.1:$port/health" "${!pid_var}" "$WORK/$name.log"
+done
 wait_for "$BARE_URL/" "$bare_pid" "$WORK/bare.log"
 
-# --- fixtures: tokens, one event, one category with more stock than any run can hold --------
+# --- fixtures: tokens; per server, one event and one category with more stock than any run holds
 admin_token=$("$TICKETD" token --role admin --sub bench-admin --secret "$SECRET")
 user_token=$("$TICKETD" token --role user --sub bench-user --secret "$SECRET")
 
-admin_post() { # path json
+admin_post() { # base-url path json
   curl -fsS --max-time 5 -X POST -H "Authorization: Bearer $admin_token" \
-    -H 'Content-Type: application/json' -d "$2" "$TICKETD_URL$1"
+    -H 'Content-Type: application/json' -d "$3" "$1$2"
 }
-event=$(admin_post /events '{"name":"Bench","date":"2030-01-01T20:00:00Z"}')
-event_id=$(grep -o '"id":"[^"]*"' <<<"$event" | head -n1 | cut -d'"' -f4)
-[ -n "$event_id" ] || die "no id in the create-event answer: $event"
-admin_post "/events/$event_id/ticket-category" \
-  '{"name":"Floor","total_stock":10000000,"price":10}' >/dev/null
+for server in "${servers[@]}"; do
+  read -r name port _ <<<"$server"
+  url="http://127.0.0.1:$port"
+  event=$(admin_post "$url" /events '{"name":"Bench","date":"2030-01-01T20:00:00Z"}')
+  event_id=$(grep -o '"id":"[^"]*"' <<<"$event" | head -n1 | cut -d'"' -f4)
+  [ -n "$event_id" ] || die "no id in the create-event answer: $event"
+  admin_post "$url" "/events/$event_id/ticket-category" \
+    '{"name":"Floor","total_stock":10000000,"price":10}' >/dev/null
+  printf -v "event_$port" '%s' "$event_id"
+done
 
 # --- measure ----------------------------------------------------------------------------------
 # wrk's own run time plus a margin, so a stuck wrk cannot hang the script.
@@ -141,14 +174,18 @@ wrk_bound=$(($(to_secs "$DURATION") + 30))
 
 # Both runs send the very same request (reserve.lua), the bare server just ignores it: the
 # difference is then ticketd's own work, not request size.
-run_wrk() { # name url
+run_wrk() { # name url event
   log "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $2"
   timeout --kill-after=5 "$wrk_bound" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" \
-    --latency -s "$LUA" "$2" -- "$user_token" "$event_id" >"$WORK/$1.txt"
+    --latency -s "$LUA" "$2" -- "$user_token" "$3" >"$WORK/$1.txt"
   cat "$WORK/$1.txt" >&2
 }
-run_wrk bare "$BARE_URL/"
-run_wrk reserve "$TICKETD_URL/reserve"
+run_wrk bare "$BARE_URL/" none
+for server in "${servers[@]}"; do
+  read -r name port _ <<<"$server"
+  event_var="event_$port"
+  run_wrk "$name" "http://127.0.0.1:$port/reserve" "${!event_var}"
+done
 
 # --- report -----------------------------------------------------------------------------------
 # One value out of a wrk report; latencies converted to ms (wrk prints us, ms, s or m).
@@ -169,29 +206,29 @@ wrk_field() { # file rps|p50|p99|total|non2xx|errors
     END { if (!found && want == "non2xx") print 0; if (!found && want == "errors") print "none" }
   ' "$1"
 }
-for name in bare reserve; do
+read_fields() { # name
+  local field
   for field in rps p50 p99 total non2xx errors; do
-    printf -v "${name}_$field" '%s' "$(wrk_field "$WORK/$name.txt" "$field")"
+    printf -v "$field" '%s' "$(wrk_field "$WORK/$1.txt" "$field")"
   done
+}
+read_fields bare
+bare_rps=$rps
+[ -n "$bare_rps" ] || die "could not read Requests/sec from wrk"
+echo
+echo "=== POST /reserve ($STACK${FUNCTIONS:+, FUNCTIONS=$FUNCTIONS}) vs bare hyper: -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) CPUs ==="
+printf '%-16s %10s %10s %10s %9s %8s   %s\n' "" "req/s" "p50 ms" "p99 ms" "non-2xx" "ratio" "socket errors"
+printf '%-16s %10s %10s %10s %9s %8s   %s\n' "bare hyper" "$rps" "$p50" "$p99" "$non2xx" "" "$errors"
+for server in "${servers[@]}"; do
+  read -r name port _ <<<"$server"
+  read_fields "$name"
+  [ -n "$rps" ] || die "could not read Requests/sec of $name from wrk"
+  ratio=$(awk -v r="$rps" -v b="$bare_rps" 'BEGIN { printf "%.1f %%", 100 * r / b }')
+  printf '%-16s %10s %10s %10s %9s %8s   %s\n' "POST /reserve" "$rps" "$p50" "$p99" "$non2xx" "$ratio" "$errors on $name"
+  event_var="event_$port"
+  availability=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/events/${!event_var}/availability")
+  created=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" | awk '$1 == "reservation_total" { print $2 }')
+  echo "    $name after the run: $availability; holds created: $created; 2xx counted by wrk: $((total - non2xx))"
 done
-[ -n "$bare_rps" ] && [ -n "$reserve_rps" ] || die "could not read Requests/sec from wrk"
-ratio=$(awk -v r="$reserve_rps" -v b="$bare_rps" 'BEGIN { printf "%.1f", 100 * r / b }')
-
-availability=$(curl -fsS --max-time 5 "$TICKETD_URL/events/$event_id/availability")
-held=$(grep -o '"held":[0-9]*' <<<"$availability" | cut -d: -f2)
-created=$(curl -fsS --max-time 5 "$TICKETD_URL/metrics" | awk '$1 == "reservation_total" { print $2 }')
-answered_2xx=$((reserve_total - reserve_non2xx))
-
-cat <<EOF
-
-=== POST /reserve ($STACK${FUNCTIONS:+, FUNCTIONS=$FUNCTIONS}) vs bare hyper: -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) CPUs ===
-                   req/s       p50 ms     p99 ms    non-2xx   socket errors
-bare hyper    $(printf '%10s %12s %10s %10s' "$bare_rps" "$bare_p50" "$bare_p99" "$bare_non2xx")   $bare_errors
-POST /reserve $(printf '%10s %12s %10s %10s' "$reserve_rps" "$reserve_p50" "$reserve_p99" "$reserve_non2xx")   $reserve_errors
-ratio reserve/bare: $ratio %
-
-availability after the run: $availability
-held: $held; holds created (reservation_total): $created; 2xx counted by wrk: $answered_2xx
-(wrk does not count requests still in flight when it stops, so held may exceed its 2xx
-count by at most the $CONNECTIONS connections.)
-EOF
+echo "(wrk does not count requests still in flight when it stops, so holds may exceed its 2xx"
+echo "count by at most the $CONNECTIONS connections.)"

@@ -18,20 +18,23 @@ impl Process {
     pub async fn start(settings: &Settings) -> Process {
         let addr = free_port();
         let stack = &settings.stack;
-        let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ticketd"));
+        // One Redis or a cluster: the two settings exclude each other, so only one is set.
+        match &stack.redis_url {
+            Some(url) => command.env("REDIS_URL", url.expose()),
+            None => command
+                .env("REDIS_CLUSTER_NODES", stack.redis_cluster_nodes.join(","))
+                .env(
+                    "REDIS_WAIT_TIMEOUT_MS",
+                    stack.redis_wait_timeout_ms.to_string(),
+                ),
+        };
+        let child = command
             .arg("serve")
             .env("LISTEN_ADDR", addr.to_string())
             .env("JWT_SECRET", SECRET)
             .env("RESERVATION_TTL", settings.reservation_ttl.to_string())
             .env("MAX_IN_FLIGHT", settings.max_in_flight.to_string())
-            .env(
-                "REDIS_URL",
-                stack
-                    .redis_url
-                    .as_ref()
-                    .map(|url| url.expose())
-                    .unwrap_or_default(),
-            )
             .env(
                 "DATABASE_URL",
                 stack.database_url.as_ref().map_or("", |url| url.expose()),

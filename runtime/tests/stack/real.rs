@@ -71,6 +71,13 @@ pub async fn stack(redis_db: u8, test: &str) -> TestStack {
         .query_async::<()>(&mut connection)
         .await
         .unwrap();
+    let mut stack = stack_on(test).await;
+    stack.settings.stack.redis_url = Some(redis_url.into());
+    stack
+}
+
+/// A fresh PostgreSQL database and a Kafka topic and group for `test`; Redis is the caller's.
+pub async fn stack_on(test: &str) -> TestStack {
     let run = uuid::Uuid::now_v7().simple().to_string();
     let database = format!("ticketd_{test}_{run}");
     let admin = connect(&database_url()).await;
@@ -85,7 +92,7 @@ pub async fn stack(redis_db: u8, test: &str) -> TestStack {
     let topic = format!("reservations-{test}-{run}");
     let settings = Settings {
         stack: StackSettings {
-            redis_url: Some(redis_url.into()),
+            redis_url: None,
             redis_cluster_nodes: Vec::new(),
             redis_wait_replicas: None,
             redis_wait_timeout_ms: 500,
