@@ -100,7 +100,9 @@ pub async fn connect(
     let redis = RedisStockStore::connect(&real.redis)
         .await
         .map_err(|err| format!("{}: {err}", real.redis.setting()))?
-        .with_replica_acks(real.replica_acks);
+        .with_replica_acks(real.replica_acks)
+        .await
+        .map_err(|err| format!("{}: {err}", real.redis.setting()))?;
     Ok((postgres, redis))
 }
 

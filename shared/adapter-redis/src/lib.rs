@@ -4,6 +4,7 @@
 //! `keys.rs` for the layout.
 
 mod connection;
+mod durability;
 mod keys;
 mod outbox;
 mod ping;
@@ -18,6 +19,8 @@ use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ServerErrorKind, Value}
 
 use self::connection::Connections;
 pub use self::connection::RedisTarget;
+use self::durability::Durability;
+pub use self::durability::ReplicaAcks;
 use self::keys::{CategoryKeys, Shard, parse_category_member};
 pub use self::outbox::OutboxEntry;
 pub use self::restore::StockState;
@@ -64,39 +67,33 @@ impl Scripts {
     }
 }
 
-/// How many replicas must have a change before it is answered, and how long to wait for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaAcks {
-    pub replicas: u32,
-    pub timeout_ms: u64,
-}
-
 pub struct RedisStockStore {
+    target: RedisTarget,
     connections: Connections,
     scripts: Scripts,
-    replica_acks: Option<ReplicaAcks>,
+    durability: Option<Durability>,
 }
 
 impl RedisStockStore {
     pub async fn connect(target: &RedisTarget) -> Result<Self, StoreError> {
         Ok(Self {
+            target: target.clone(),
             connections: Connections::open(target).await?,
             scripts: Scripts::new(),
-            replica_acks: None,
+            durability: None,
         })
     }
 
-    /// Answers a change only once `acks.replicas` replicas have it (Redis `WAIT`), so a
-    /// master that fails takes no answered change with it; and lets the relay publish only
-    /// events that replicas have, so Kafka never carries a change a failover undid.
-    pub fn with_replica_acks(mut self, acks: ReplicaAcks) -> Self {
-        // `WAIT n 0` would wait forever.
-        let acks = ReplicaAcks {
-            timeout_ms: acks.timeout_ms.max(1),
-            ..acks
+    /// Answers a change only once its master's replicas have it (up to `acks.replicas`), so
+    /// a master that fails takes no answered change with it; and lets the relay publish only
+    /// events that replicas have, so Kafka never carries a change a failover undid. See
+    /// `durability.rs`.
+    pub async fn with_replica_acks(mut self, acks: ReplicaAcks) -> Result<Self, StoreError> {
+        self.durability = match acks.replicas {
+            0 => None,
+            _ => Some(Durability::open(&self.target, acks).await?),
         };
-        self.replica_acks = (acks.replicas > 0).then_some(acks);
-        self
+        Ok(self)
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -283,49 +280,18 @@ impl RedisStockStore {
     }
 
     /// Runs a transition's pipeline, whose first command is `script`'s, and returns the
-    /// script's reply; with replica acks, first makes sure enough replicas have the change.
+    /// script's reply; with replica acks, once the shard's replicas have the change.
     async fn transition<T: FromRedisValue>(
         &self,
-        mut pipeline: Pipeline,
-        shard: &keys::ShardKeys,
+        pipeline: Pipeline,
+        shard: Shard,
         script: &Script,
     ) -> Result<T, StoreError> {
-        self.fence(&mut pipeline, shard);
-        let mut replies: Vec<Value> = self.pipeline(&pipeline, script).await?;
-        if self.replica_acks.is_some() {
-            self.fenced(replies.pop())?;
+        let (reply,): (T,) = self.pipeline(&pipeline, script).await?;
+        if let Some(durability) = &self.durability {
+            durability.confirm(shard).await?;
         }
-        parse_value(replies.into_iter().next().unwrap_or(Value::Nil))
-    }
-
-    /// With replica acks, ends `pipeline` with a write to the shard's fence and a `WAIT`:
-    /// the wait then covers every change the shard had, whoever made it.
-    fn fence(&self, pipeline: &mut Pipeline, shard: &keys::ShardKeys) {
-        if let Some(acks) = self.replica_acks {
-            pipeline
-                .cmd("INCR")
-                .arg(&shard.fence)
-                .ignore()
-                .cmd("WAIT")
-                .arg(acks.replicas)
-                .arg(acks.timeout_ms);
-        }
-    }
-
-    /// Checks a fence's `WAIT` reply: enough replicas had the changes in time, or an error
-    /// the caller answers with 503 (the change may stand; retrying is safe).
-    fn fenced(&self, wait: Option<Value>) -> Result<(), StoreError> {
-        let Some(acks) = self.replica_acks else {
-            return Ok(());
-        };
-        let acked: u32 = parse_value(wait.unwrap_or(Value::Nil))?;
-        if acked < acks.replicas {
-            return Err(StoreError(format!(
-                "redis: {acked} of {} replicas had the change within {} ms",
-                acks.replicas, acks.timeout_ms
-            )));
-        }
-        Ok(())
+        Ok(reply)
     }
 }
 
@@ -390,7 +356,7 @@ impl StockStore for RedisStockStore {
             .arg(category.total_stock.get())
             .arg(max);
         let _created: bool = self
-            .transition(pipeline, keys.shard_keys, &self.scripts.add_category)
+            .transition(pipeline, keys.shard, &self.scripts.add_category)
             .await?;
         Ok(())
     }
@@ -503,7 +469,7 @@ impl StockStore for RedisStockStore {
         let mut pipeline = redis::pipe();
         pipeline.add_command(invocation);
         let reply: Vec<String> = self
-            .transition(pipeline, keys.shard_keys, &self.scripts.reserve)
+            .transition(pipeline, keys.shard, &self.scripts.reserve)
             .await?;
         let reservation = |reply: &[String]| -> Result<Reservation, StoreError> {
             parse_reservation(reply.get(1).ok_or_else(|| unexpected(reply))?)
@@ -586,7 +552,7 @@ impl StockStore for RedisStockStore {
             .arg(settlement.status().as_str())
             .arg(ReservationEvent::VERSION);
         let reply: Vec<String> = self
-            .transition(pipeline, keys.shard_keys, &self.scripts.settle)
+            .transition(pipeline, keys.shard, &self.scripts.settle)
             .await?;
         let reservation = |reply: &[String]| -> Result<Reservation, StoreError> {
             parse_reservation(reply.get(1).ok_or_else(|| unexpected(reply))?)

@@ -1,6 +1,7 @@
 //! The outbox: each shard's stream of events, written by the transition scripts and read by
 //! the relay, which deletes entries only once Kafka has acknowledged them.
 
+use futures_util::future::join_all;
 use redis::{Pipeline, Value};
 
 use super::keys::Shard;
@@ -37,15 +38,17 @@ impl RedisStockStore {
                     .arg("+")
                     .arg("COUNT")
                     .arg(max_per_shard);
-                self.fence(&mut pipeline, shard.keys());
                 pipeline
             })
             .collect();
         let replies = self.on_shards(&pipelines, None).await?;
+        let read = replies.iter().map(
+            |replies| matches!(replies.first(), Some(Value::Array(entries)) if !entries.is_empty()),
+        );
+        let replicated = self.replicated(read).await;
         let mut batch = Vec::new();
-        for (shard, mut replies) in Shard::all().zip(replies) {
-            let wait = self.replica_acks.and_then(|_| replies.pop());
-            if let Err(err) = self.fenced(wait) {
+        for ((shard, mut replies), replicated) in Shard::all().zip(replies).zip(replicated) {
+            if let Err(err) = replicated {
                 tracing::warn!(%err, "outbox events held back until replicas have them");
                 continue;
             }
@@ -70,6 +73,19 @@ impl RedisStockStore {
             }
         }
         Ok(batch)
+    }
+
+    /// Per shard, whether its replicas have what was read of it (those `read`), waited for
+    /// together; without replica acks, at once.
+    async fn replicated(&self, read: impl Iterator<Item = bool>) -> Vec<Result<(), StoreError>> {
+        let durability = self.durability.as_ref();
+        join_all(Shard::all().zip(read).map(|(shard, read)| async move {
+            match durability {
+                Some(durability) if read => durability.confirm(shard).await,
+                _ => Ok(()),
+            }
+        }))
+        .await
     }
 
     /// Every event still in the outboxes, decoded: what Kafka may not have yet (reconcile).

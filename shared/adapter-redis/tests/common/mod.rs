@@ -67,11 +67,14 @@ pub async fn cluster() -> Arc<RedisStockStore> {
         .await;
     let store = RedisStockStore::connect(&RedisTarget::Cluster(nodes.clone()))
         .await
+        .unwrap_or_else(|err| unreachable(&err))
+        .with_replica_acks(ReplicaAcks {
+            replicas: 1,
+            timeout_ms: 2000,
+        })
+        .await
         .unwrap_or_else(|err| unreachable(&err));
-    Arc::new(store.with_replica_acks(ReplicaAcks {
-        replicas: 1,
-        timeout_ms: 2000,
-    }))
+    Arc::new(store)
 }
 
 pub fn memory() -> Arc<dyn StockStore> {
