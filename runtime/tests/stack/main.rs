@@ -7,6 +7,7 @@ mod helpers;
 mod process;
 mod real;
 
+mod consumers;
 mod flow;
 mod processes;
 mod readiness;

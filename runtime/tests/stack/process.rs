@@ -3,6 +3,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use clap::ValueEnum;
 use ticketd::Settings;
 use tokio::process::{Child, Command};
 
@@ -45,6 +46,7 @@ impl Process {
             )
             .env("KAFKA_TOPIC", &stack.kafka_topic)
             .env("KAFKA_GROUP", &stack.kafka_group)
+            .envs(functions(settings))
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()
@@ -67,6 +69,13 @@ impl Process {
         self.exited().await;
     }
 
+    /// SIGKILL, as a crash or the OOM killer ends a process: no drain, no flush, no goodbye
+    /// to the consumer group.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL sent");
+        let _ = self.child.wait().await;
+    }
+
     /// Sends SIGTERM, as an orchestrator stopping the process does.
     pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {
@@ -84,6 +93,17 @@ impl Process {
             "ticketd did not stop cleanly: {exited:?}"
         );
     }
+}
+
+/// `FUNCTIONS` naming what `settings` mounts; unset (all of them) when it names nothing.
+fn functions(settings: &Settings) -> Option<(&'static str, String)> {
+    let names: Vec<String> = settings
+        .functions
+        .as_ref()?
+        .iter()
+        .filter_map(|function| Some(function.to_possible_value()?.get_name().to_owned()))
+        .collect();
+    Some(("FUNCTIONS", names.join(",")))
 }
 
 fn free_port() -> SocketAddr {
