@@ -5,7 +5,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-local now = now_ms()
+local now = clock()
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
   'LIMIT', 0, tonumber(ARGV[2]))
 local expired = 0

@@ -21,7 +21,7 @@ if status == 'held' then
   local deadline = redis.call('ZSCORE', KEYS[2], id)
   -- Past its deadline a hold can only expire; the sweeper records that. A held record
   -- without a deadline is a leftover of a category rebuilt without it: no live hold.
-  local now = now_ms()
+  local now = clock()
   if not deadline or tonumber(deadline) <= now then
     return {'expired'}
   end
