@@ -32,7 +32,10 @@ use domain::{
 /// Categories the sweeper looks at per shard and round: the earliest due first.
 const DUE_PER_SHARD: isize = 64;
 
-/// A script: `common.lua` (time, outbox) followed by the files named, in order.
+/// How stale a category's mark in its shard's `touched` may be: one a second at most.
+const TOUCHED_MARK_MS: u64 = 1000;
+
+/// A script: `common.lua` (time, outbox, `touched`) followed by the files named, in order.
 macro_rules! script {
     ($($file:literal),+) => {
         Script::new(concat!(
@@ -313,11 +316,12 @@ impl StockStore for RedisStockStore {
                 },
             )
             .collect();
-        // The next read starts at this read's clock, inclusive: a change in this very
-        // millisecond is read twice rather than missed.
+        // A category is marked at most once a second (`mark_touched` in common.lua), so the
+        // next read starts a second before this read's clock: a change in that second is
+        // read twice rather than missed.
         Ok(SaleChanges {
             categories,
-            next: now,
+            next: now.saturating_sub(TOUCHED_MARK_MS),
         })
     }
 

@@ -1,19 +1,23 @@
 -- Shared by settle, expire and restore (after common.lua): where a hold ends and where a
 -- category's first deadline is kept. Left out of reserve.lua, which needs neither.
 
--- Records the category's earliest live deadline in the shard's `due`, or drops it.
+-- Records the category's earliest live deadline in the shard's `due` and its stock hash, or
+-- drops it from both.
 local function refresh_due(member)
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if first[2] then
     redis.call('ZADD', KEYS[5], first[2], member)
+    redis.call('HSET', KEYS[1], 'due', first[2])
   else
     redis.call('ZREM', KEYS[5], member)
+    redis.call('HDEL', KEYS[1], 'due')
   end
 end
 
 -- Moves a live hold to `status`, gives its tickets back unless sold, and appends the change
--- to the outbox, in one atomic step. Returns the reservation's new JSON.
-local function finish(member, id, reservation, status, now, version)
+-- to the outbox, in one atomic step. Returns the reservation's new JSON. The caller marks
+-- the category touched.
+local function finish(id, reservation, status, now, version)
   local qty = reservation.qty
   reservation.status = status
   reservation.updated_at = now
@@ -32,6 +36,5 @@ local function finish(member, id, reservation, status, now, version)
   end
   outbox(id, json, version)
   redis.call('ZADD', KEYS[8], now, id)
-  redis.call('ZADD', KEYS[7], now, member)
   return json
 end

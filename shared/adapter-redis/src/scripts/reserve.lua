@@ -11,7 +11,7 @@
 -- Checks in the memory store's order: category, rate, idempotency key, per-user limit, stock.
 -- A refusal writes nothing but the rate bucket.
 local member, qty = ARGV[1], tonumber(ARGV[4])
-local stock = redis.call('HMGET', KEYS[1], 'available', 'max_per_user')
+local stock = redis.call('HMGET', KEYS[1], 'available', 'max_per_user', 'due', 'touched_second')
 if not stock[1] then
   -- A category the shard knows but whose stock is gone: fail closed until reconcile.
   if redis.call('ZSCORE', KEYS[7], member) then
@@ -19,7 +19,7 @@ if not stock[1] then
   end
   return {'unknown_category'}
 end
-local now, created = clock()
+local now, created, second = clock()
 local per_minute = tonumber(ARGV[8] or '0')
 if per_minute > 0 then
   -- A token bucket: `burst` tokens, refilled at per_minute. Fractions are kept as strings,
@@ -70,11 +70,16 @@ if max > 0 then
 end
 redis.call('HSET', KEYS[4], id, json)
 redis.call('ZADD', KEYS[2], deadline, id)
-redis.call('ZADD', KEYS[5], 'LT', deadline, member)
+-- The category's first deadline moves only if this one is earlier: rarely, since a new
+-- hold usually ends last.
+if not stock[3] or ends < tonumber(stock[3]) then
+  redis.call('ZADD', KEYS[5], 'LT', deadline, member)
+  redis.call('HSET', KEYS[1], 'due', deadline)
+end
 if with_key then
   redis.call('SET', KEYS[10], id, 'EX', ARGV[10])
   redis.call('HSET', KEYS[9], id, KEYS[10])
 end
 outbox(id, json, ARGV[7])
-redis.call('ZADD', KEYS[7], created, member)
+mark_touched(member, created, second, stock[4])
 return {'held', created}
