@@ -150,10 +150,29 @@ impl CategoryKeys {
             &shard.holds,
             &shard.due,
             &shard.outbox,
-            &shard.finished,
             &shard.touched,
+            &shard.finished,
             &shard.key_of,
         ]
+    }
+
+    /// The keys of `reserve.lua`: the first seven of [`Self::transition`], then only what the
+    /// request needs (each key costs Redis work on every call): a rate bucket, and for an
+    /// Idempotency-Key the shard's key-of and the key itself, the bucket's place then taken
+    /// by any key of the slot if there is no rate.
+    pub fn reserve<'a>(
+        &'a self,
+        rate: Option<&'a str>,
+        idempotency: Option<&'a str>,
+    ) -> Vec<&'a str> {
+        let mut keys = self.transition()[..7].to_vec();
+        if rate.is_some() || idempotency.is_some() {
+            keys.push(rate.unwrap_or(&self.stock));
+        }
+        if let Some(idempotency) = idempotency {
+            keys.extend([self.shard_keys.key_of.as_str(), idempotency]);
+        }
+        keys
     }
 }
 

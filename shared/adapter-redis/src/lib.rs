@@ -37,12 +37,15 @@ use domain::{
 /// Categories the sweeper looks at per shard and round: the earliest due first.
 const DUE_PER_SHARD: isize = 64;
 
-/// A script: `common.lua` (time, `finish`) followed by its own text.
+/// How stale a category's mark in its shard's `touched` may be: one a second at most.
+const TOUCHED_MARK_MS: u64 = 1000;
+
+/// A script: `common.lua` (time, outbox, `touched`) followed by the files named, in order.
 macro_rules! script {
-    ($file:literal) => {
+    ($($file:literal),+) => {
         Script::new(concat!(
             include_str!("scripts/common.lua"),
-            include_str!(concat!("scripts/", $file))
+            $(include_str!(concat!("scripts/", $file))),+
         ))
     };
 }
@@ -59,10 +62,10 @@ impl Scripts {
     fn new() -> Self {
         Self {
             reserve: script!("reserve.lua"),
-            settle: script!("settle.lua"),
-            expire: script!("expire.lua"),
+            settle: script!("finish.lua", "settle.lua"),
+            expire: script!("finish.lua", "expire.lua"),
             add_category: script!("add_category.lua"),
-            restore: script!("restore.lua"),
+            restore: script!("finish.lua", "restore.lua"),
         }
     }
 }
@@ -419,53 +422,52 @@ impl StockStore for RedisStockStore {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        // The next read starts at this read's clock, inclusive: a change in this very
-        // millisecond is read twice rather than missed.
+        // A category is marked at most once a second (`mark_touched` in common.lua), so the
+        // next read starts a second before this read's clock: a change in that second is
+        // read twice rather than missed.
         Ok(SaleChanges {
             categories,
-            next: now,
+            next: now.saturating_sub(TOUCHED_MARK_MS),
         })
     }
 
     async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
         let keys = CategoryKeys::new(hold.event_id, hold.category.as_str());
-        // The script reads these keys only when their arguments say so (a TTL, a rate);
-        // otherwise any key of the slot stands in, so nothing is built for them.
+        // The script reads these keys only when its arguments say so (a TTL, a rate);
+        // otherwise they are neither built nor sent.
         let idempotency_key = hold
             .idempotency_key
             .as_ref()
             .map(|key| keys.idempotency(&hold.user, key.as_str()));
-        let ttl = if idempotency_key.is_some() {
-            IDEMPOTENCY_KEY_TTL_SECS
-        } else {
-            0
-        };
         let rate_key = hold.rate_limit.map(|_| keys.rate(&hold.user));
-        let (per_minute, burst) = hold
-            .rate_limit
-            .map_or((0, 0), |limit| (limit.per_minute, limit.burst));
         // Redis's clock starts the hold; the caller's says only how long it lasts.
         let lasts_ms = (hold.expires_at - hold.now).num_milliseconds().max(0);
         let reservation_id = ReservationId::generate_routed(keys.shard.route());
         let id = reservation_id.to_string();
         let json_head = reservation_json_head(&id, &hold)?;
+        let script_keys = keys.reserve(rate_key.as_deref(), idempotency_key.as_deref());
         let mut invocation = redis::cmd("EVALSHA");
         invocation
             .arg(self.scripts.reserve.get_hash())
-            .arg(11)
-            .arg(&keys.transition())
-            .arg(idempotency_key.as_deref().unwrap_or(&keys.stock))
-            .arg(rate_key.as_deref().unwrap_or(&keys.stock))
+            .arg(script_keys.len())
+            .arg(&script_keys)
             .arg(&keys.member)
             .arg(&id)
             .arg(hold.user.as_str())
             .arg(hold.qty.get())
             .arg(lasts_ms)
             .arg(&json_head)
-            .arg(ReservationEvent::VERSION)
-            .arg(ttl)
-            .arg(per_minute)
-            .arg(burst);
+            .arg(ReservationEvent::VERSION);
+        // Past the seventh, arguments come with their keys (see reserve.lua).
+        if rate_key.is_some() || idempotency_key.is_some() {
+            let (per_minute, burst) = hold
+                .rate_limit
+                .map_or((0, 0), |limit| (limit.per_minute, limit.burst));
+            invocation.arg(per_minute).arg(burst);
+        }
+        if idempotency_key.is_some() {
+            invocation.arg(IDEMPOTENCY_KEY_TTL_SECS);
+        }
         let mut pipeline = redis::pipe();
         pipeline.add_command(invocation);
         let reply: Vec<String> = self
@@ -475,16 +477,15 @@ impl StockStore for RedisStockStore {
             parse_reservation(reply.get(1).ok_or_else(|| unexpected(reply))?)
         };
         match reply.first().map(String::as_str) {
-            // The hold is the request's, at Redis's times: nothing to parse.
+            // The hold is the request's, made at Redis's time and lasting as asked: nothing
+            // to parse but that time.
             Some("held") => {
-                let time = |index: usize| {
-                    reply
-                        .get(index)
-                        .and_then(|millis| millis.parse().ok())
-                        .and_then(DateTime::from_timestamp_millis)
-                        .ok_or_else(|| unexpected(&reply))
-                };
-                let (created_at, expires_at) = (time(1)?, time(2)?);
+                let created_at = reply
+                    .get(1)
+                    .and_then(|millis| millis.parse().ok())
+                    .and_then(DateTime::from_timestamp_millis)
+                    .ok_or_else(|| unexpected(&reply))?;
+                let expires_at = created_at + Duration::milliseconds(lasts_ms);
                 let reservation = Reservation {
                     id: reservation_id,
                     event_id: hold.event_id,

@@ -616,6 +616,76 @@ mod redis_only {
         sizes
     }
 
+    /// This category as a sale read from `since` finds it, and the read's mark.
+    async fn changed_since(
+        store: &dyn StockStore,
+        category: &Category,
+        since: u64,
+    ) -> (Option<StockCounts>, u64) {
+        let sale = store.sale_changes(since).await.unwrap();
+        let found = sale
+            .categories
+            .iter()
+            .find(|sale| sale.event_id == category.event_id)
+            .and_then(|sale| sale.counts);
+        (found, sale.next)
+    }
+
+    /// Categories are marked changed at most once a second: a read from the last read's mark
+    /// still finds every change, however quickly they follow each other.
+    #[tokio::test]
+    async fn every_change_is_in_the_sale_read_after_it() {
+        let store = redis().await;
+        let category = category(&*store, 10, None).await;
+        let (_, mut mark) = changed_since(&*store, &category, 0).await;
+        let first = held(&*store, &category, "ann", 1).await;
+        let (seen, next) = changed_since(&*store, &category, mark).await;
+        assert_eq!(seen.map(|counts| counts.held), Some(1));
+        mark = next;
+        held(&*store, &category, "ann", 2).await;
+        let (seen, next) = changed_since(&*store, &category, mark).await;
+        assert_eq!(seen.map(|counts| counts.held), Some(3));
+        mark = next;
+        settle(&*store, first.id, "ann", Settlement::Cancel)
+            .await
+            .unwrap();
+        let (seen, _) = changed_since(&*store, &category, mark).await;
+        assert_eq!(seen.map(|counts| counts.held), Some(2));
+    }
+
+    async fn status_of(store: &dyn StockStore, id: ReservationId) -> ReservationStatus {
+        store.reservation(id).await.unwrap().unwrap().status
+    }
+
+    async fn lasting(store: &dyn StockStore, category: &Category, ms: i64) -> ReservationId {
+        let request = hold(category, "ann", 1, Duration::milliseconds(ms));
+        store.reserve(request).await.unwrap().reservation.id
+    }
+
+    /// The sweeper finds a category by its first deadline, which a hold ending sooner than
+    /// the ones before it moves, and so does the end of the first hold.
+    #[tokio::test]
+    async fn the_first_hold_to_end_is_swept_whatever_the_order() {
+        let store = redis().await;
+        let category = category(&*store, 10, None).await;
+        held(&*store, &category, "ann", 1).await;
+        let sooner = lasting(&*store, &category, -1).await;
+        store.expire_due(now(), 512).await.unwrap();
+        assert_eq!(status_of(&*store, sooner).await, ReservationStatus::Expired);
+
+        let first = lasting(&*store, &category, 100).await;
+        let second = lasting(&*store, &category, 200).await;
+        let later = held(&*store, &category, "ann", 1).await.id;
+        for id in [first, later] {
+            settle(&*store, id, "ann", Settlement::Cancel)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        store.expire_due(now(), 512).await.unwrap();
+        assert_eq!(status_of(&*store, second).await, ReservationStatus::Expired);
+    }
+
     /// Two processes whose clocks differ by 30 s: Redis's clock decides deadlines, expiry and
     /// rates, so neither expires the other's holds early nor hands out extra tokens.
     #[tokio::test]

@@ -7,5 +7,6 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     'max_per_user', ARGV[3])
   created = 1
 end
-redis.call('ZADD', KEYS[2], now_ms(), ARGV[1])
+local now = clock()
+redis.call('ZADD', KEYS[2], now, ARGV[1])
 return created

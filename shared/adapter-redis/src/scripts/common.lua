@@ -1,14 +1,21 @@
--- The start of every script: time and the one place a hold ends.
+-- The start of every script: time, the outbox and the `touched` mark.
 -- Transition scripts take the keys of `CategoryKeys::transition` (keys.rs), in this order:
 --   1 stock, 2 deadlines, 3 users (the category's);
---   4 holds, 5 due, 6 outbox, 7 finished, 8 touched, 9 key-of (its shard's).
--- Time is Redis's own (`now_ms`): every ticketd process agrees on deadlines, expiry and rates.
+--   4 holds, 5 due, 6 outbox, 7 touched, 8 finished, 9 key-of (its shard's).
+-- The stock hash also keeps `due` (never below the category's score in its shard's `due`,
+-- and there only while the category is) and `touched_second`, so that the hot path reads
+-- them with the counters instead of writing both indexes every time.
+-- Time is Redis's own (`clock`): every ticketd process agrees on deadlines, expiry and rates.
 
--- Milliseconds since the epoch, by Redis's clock. Reservations carry their times so (the
--- adapter reads them back as times): formatting dates in Lua cost every transition.
-local function now_ms()
+-- Milliseconds since the epoch by Redis's clock, as a number and as text, and the second
+-- as text. Reservations carry their times so (the adapter reads them back as times):
+-- formatting dates in Lua cost every transition. Made from TIME's text because Lua formats
+-- a number (`..`, tostring, an argument of redis.call) with a %.14g printf costing
+-- microseconds.
+local function clock()
   local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local text = time[1] .. string.sub('00000' .. time[2], -6, -4)
+  return tonumber(text), text, time[1]
 end
 
 local function outbox(id, json, version)
@@ -16,37 +23,13 @@ local function outbox(id, json, version)
     'event', '{"version":' .. version .. ',"reservation":' .. json .. '}')
 end
 
--- Records the category's earliest live deadline in the shard's `due`, or drops it.
-local function refresh_due(member)
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  if first[2] then
-    redis.call('ZADD', KEYS[5], first[2], member)
-  else
-    redis.call('ZREM', KEYS[5], member)
+-- Marks the category changed in its shard's `touched`, at most once a second: the stock
+-- hash keeps the second of its last mark (`marked`), and `sale_changes` reads a second
+-- back, so no change is missed and a busy category costs one ZADD a second, not one a
+-- transition.
+local function mark_touched(member, now, second, marked)
+  if marked ~= second then
+    redis.call('ZADD', KEYS[7], now, member)
+    redis.call('HSET', KEYS[1], 'touched_second', second)
   end
-end
-
--- Moves a live hold to `status`, gives its tickets back unless sold, and appends the change
--- to the outbox, in one atomic step. Returns the reservation's new JSON.
-local function finish(member, id, reservation, status, now, version)
-  local qty = reservation.qty
-  reservation.status = status
-  reservation.updated_at = now
-  local json = cjson.encode(reservation)
-  redis.call('HSET', KEYS[4], id, json)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HINCRBY', KEYS[1], 'held', -qty)
-  if status == 'confirmed' then
-    redis.call('HINCRBY', KEYS[1], 'sold', qty)
-  else
-    redis.call('HINCRBY', KEYS[1], 'available', qty)
-    -- The per-user count exists only in categories with a limit; a miss nets to nothing.
-    if redis.call('HINCRBY', KEYS[3], reservation.user_id, -qty) <= 0 then
-      redis.call('HDEL', KEYS[3], reservation.user_id)
-    end
-  end
-  outbox(id, json, version)
-  redis.call('ZADD', KEYS[7], now, id)
-  redis.call('ZADD', KEYS[8], now, member)
-  return json
 end

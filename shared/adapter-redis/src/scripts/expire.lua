@@ -5,7 +5,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-local now = now_ms()
+local now, _, second = clock()
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
   'LIMIT', 0, tonumber(ARGV[2]))
 local expired = 0
@@ -13,11 +13,14 @@ for _, id in ipairs(due) do
   local json = redis.call('HGET', KEYS[4], id)
   local reservation = json and cjson.decode(json)
   if reservation and reservation.status == 'held' then
-    finish(ARGV[1], id, reservation, 'expired', now, ARGV[3])
+    finish(id, reservation, 'expired', now, ARGV[3])
     expired = expired + 1
   else
     redis.call('ZREM', KEYS[2], id)
   end
+end
+if expired > 0 then
+  mark_touched(ARGV[1], now, second, redis.call('HGET', KEYS[1], 'touched_second'))
 end
 refresh_due(ARGV[1])
 return expired

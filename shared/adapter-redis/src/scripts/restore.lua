@@ -1,6 +1,6 @@
 -- Rebuilds a category from its stored reservations (reconcile), when its stock is missing or,
 -- with `replace`, broken. Whatever is left of its live state is dropped first.
--- KEYS: 1 stock, 2 deadlines, 3 users, 4 holds, 5 due, 6 touched (as in common.lua's 1-5, 8)
+-- KEYS: 1 stock, 2 deadlines, 3 users, 4 holds, 5 due, 6 touched (as in common.lua's 1-5, 7)
 -- ARGV: 1 category member, 2 total, 3 max per user (0: none), 4 replace (1) or not (0),
 --       then per stored live or sold reservation six values: id, JSON, status, qty, user,
 --       deadline (ms)
@@ -32,5 +32,6 @@ end
 redis.call('HSET', KEYS[1], 'total', total, 'available', total - held - sold, 'held', held,
   'sold', sold, 'max_per_user', max)
 refresh_due(ARGV[1])
-redis.call('ZADD', KEYS[6], now_ms(), ARGV[1])
+local now = clock()
+redis.call('ZADD', KEYS[6], now, ARGV[1])
 return 1

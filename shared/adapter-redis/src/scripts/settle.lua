@@ -15,18 +15,24 @@ if reservation.user_id ~= ARGV[3] then
 end
 local status = reservation.status
 if status == 'held' then
-  if redis.call('EXISTS', KEYS[1]) == 0 then
+  local stock = redis.call('HMGET', KEYS[1], 'total', 'due', 'touched_second')
+  if not stock[1] then
     return {'stock_missing'}
   end
   local deadline = redis.call('ZSCORE', KEYS[2], id)
   -- Past its deadline a hold can only expire; the sweeper records that. A held record
   -- without a deadline is a leftover of a category rebuilt without it: no live hold.
-  local now = now_ms()
-  if not deadline or tonumber(deadline) <= now then
+  local now, _, second = clock()
+  deadline = tonumber(deadline)
+  if not deadline or deadline <= now then
     return {'expired'}
   end
-  local settled = finish(ARGV[1], id, reservation, ARGV[4], now, ARGV[5])
-  refresh_due(ARGV[1])
+  local settled = finish(id, reservation, ARGV[4], now, ARGV[5])
+  mark_touched(ARGV[1], now, second, stock[3])
+  -- Only a hold that may be the category's first to end moves its first deadline.
+  if not stock[2] or deadline <= tonumber(stock[2]) then
+    refresh_due(ARGV[1])
+  end
   return {'changed', settled}
 end
 if status == 'expired' then
