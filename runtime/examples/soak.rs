@@ -198,12 +198,17 @@ async fn keys(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
         .expect("DBSIZE")
 }
 
-/// Holds Redis still keeps, live or finished, over every shard.
+/// Holds Redis still keeps, live or finished, over every shard (whatever the shards' tags).
 async fn holds_in_redis(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let shards: Vec<String> = redis::cmd("KEYS")
+        .arg("{s*}:holds")
+        .query_async(redis)
+        .await
+        .expect("KEYS");
     let mut total = 0;
-    for shard in 0..16 {
+    for holds in shards {
         let count: u64 = redis::cmd("HLEN")
-            .arg(format!("{{s{shard}}}:holds"))
+            .arg(holds)
             .query_async(redis)
             .await
             .expect("HLEN");

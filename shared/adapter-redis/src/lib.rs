@@ -99,10 +99,6 @@ impl RedisStockStore {
         Ok(self)
     }
 
-    pub fn is_cluster(&self) -> bool {
-        self.connections.is_cluster()
-    }
-
     /// `used_memory` from `INFO memory`, summed over a cluster's masters.
     pub async fn used_memory(&self) -> Result<u64, StoreError> {
         let info: Value = self.query(redis::cmd("INFO").arg("memory")).await?;
@@ -211,24 +207,34 @@ impl RedisStockStore {
     }
 
     /// `command`'s reply for every shard, each with its master's clock (ms) when it ran: one
-    /// round trip.
+    /// round trip. On one server, one clock reading serves every shard (the sweeper runs
+    /// this four times a second, idle or not).
     async fn per_shard<T: FromRedisValue>(
         &self,
         command: impl Fn(&keys::ShardKeys) -> redis::Cmd,
     ) -> Result<Vec<(u64, T)>, StoreError> {
+        let clock_per_shard = self.connections.is_cluster();
         let pipelines: Vec<Pipeline> = Shard::all()
             .map(|shard| {
                 let mut pipeline = redis::pipe();
-                pipeline.cmd("TIME").add_command(command(shard.keys()));
+                if clock_per_shard || shard.route() == 0 {
+                    pipeline.cmd("TIME");
+                }
+                pipeline.add_command(command(shard.keys()));
                 pipeline
             })
             .collect();
+        let mut now = 0;
         self.on_shards(&pipelines, None)
             .await?
             .into_iter()
-            .map(|replies| {
-                let (time, reply): ((u64, u64), T) = parse_value(Value::Array(replies))?;
-                Ok((time.0 * 1000 + time.1 / 1000, reply))
+            .map(|mut replies| {
+                let reply = parse_value(replies.pop().unwrap_or(Value::Nil))?;
+                if let Some(time) = replies.pop() {
+                    let (seconds, micros): (u64, u64) = parse_value(time)?;
+                    now = seconds * 1000 + micros / 1000;
+                }
+                Ok((now, reply))
             })
             .collect()
     }
