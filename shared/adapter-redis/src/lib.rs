@@ -671,16 +671,9 @@ impl StockStore for RedisStockStore {
             .filter(|hold| hold.status.is_final())
             .map(|hold| hold.id)
             .collect();
-        let finished: Vec<(ReservationId, Shard)> = finished
-            .into_iter()
-            .filter_map(|id| Some((id, Shard::of_reservation(id)?)))
-            .collect();
-        let made_by: Vec<Option<String>> = self
-            .by_shard(finished.iter().map(|(id, shard)| {
-                let mut command = redis::cmd("HGET");
-                command.arg(&shard.keys().key_of).arg(id.to_string());
-                (*shard, command)
-            }))
+        let finished = routed(finished);
+        let made_by = self
+            .field_per_hold(&finished, |shard| &shard.key_of)
             .await?;
         let mut deletes = Vec::new();
         for ((id, shard), key) in finished.iter().zip(made_by) {
@@ -708,28 +701,40 @@ impl StockStore for RedisStockStore {
 }
 
 impl RedisStockStore {
+    /// Each hold's field in a hash of its shard (`holds`, `key-of`), in one round trip.
+    async fn field_per_hold(
+        &self,
+        holds: &[(ReservationId, Shard)],
+        hash: impl Fn(&keys::ShardKeys) -> &String,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        self.by_shard(holds.iter().map(|(id, shard)| {
+            let mut command = redis::cmd("HGET");
+            command.arg(hash(shard.keys())).arg(id.to_string());
+            (*shard, command)
+        }))
+        .await
+    }
+
     /// The stored holds of `ids`, by id, in one round trip.
     async fn stored_holds(
         &self,
         ids: &[ReservationId],
     ) -> Result<BTreeMap<ReservationId, Option<Reservation>>, StoreError> {
-        let routed: Vec<(ReservationId, Shard)> = ids
-            .iter()
-            .filter_map(|id| Some((*id, Shard::of_reservation(*id)?)))
-            .collect();
-        let jsons: Vec<Option<String>> = self
-            .by_shard(routed.iter().map(|(id, shard)| {
-                let mut command = redis::cmd("HGET");
-                command.arg(&shard.keys().holds).arg(id.to_string());
-                (*shard, command)
-            }))
-            .await?;
+        let routed = routed(ids.iter().copied());
+        let jsons = self.field_per_hold(&routed, |shard| &shard.holds).await?;
         routed
             .iter()
             .zip(jsons)
             .map(|((id, _), json)| Ok((*id, json.as_deref().map(parse_reservation).transpose()?)))
             .collect()
     }
+}
+
+/// Each id with its shard; an id no Redis store made is left out.
+fn routed(ids: impl IntoIterator<Item = ReservationId>) -> Vec<(ReservationId, Shard)> {
+    ids.into_iter()
+        .filter_map(|id| Some((id, Shard::of_reservation(id)?)))
+        .collect()
 }
 
 /// A new hold's JSON up to its times, which the script appends by Redis's clock: built here,
