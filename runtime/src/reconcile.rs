@@ -10,11 +10,11 @@
 use adapter_kafka::{KafkaSettings, unconsumed_events};
 use adapter_postgres::Postgres;
 use adapter_redis::{RedisStockStore, StockState};
-
-use crate::config::RealStack;
 use domain::ReservationEvent;
 use domain::contracts::ReservationStore;
 use domain::error::StoreError;
+
+use crate::config::RealStack;
 
 /// Events written to PostgreSQL per statement while catching up.
 const APPLY_BATCH: usize = 1000;

@@ -547,17 +547,13 @@ impl StockStore for RedisStockStore {
     ) -> Result<ReservationChange, SettleError> {
         let held = self.category_of(id).await?.ok_or(SettleError::NotFound)?;
         let keys = CategoryKeys::new(held.event_id, held.category.as_str());
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("EVALSHA")
-            .arg(self.scripts.settle.get_hash())
-            .arg(9)
-            .arg(&keys.transition())
-            .arg(&keys.member)
-            .arg(id.to_string())
+        let mut call = transition_call(&self.scripts.settle, &keys);
+        call.arg(id.to_string())
             .arg(user.as_str())
             .arg(settlement.status().as_str())
             .arg(ReservationEvent::VERSION);
+        let mut pipeline = redis::pipe();
+        pipeline.add_command(call);
         let reply: Vec<String> = self
             .transition(pipeline, keys.shard, &self.scripts.settle)
             .await?;
@@ -603,14 +599,9 @@ impl StockStore for RedisStockStore {
                     .filter(|(_, at)| at <= now)
                     .filter_map(|(member, _)| keys_of_member(member));
                 for (_, _, keys) in keys {
-                    pipeline
-                        .cmd("EVALSHA")
-                        .arg(self.scripts.expire.get_hash())
-                        .arg(9)
-                        .arg(&keys.transition())
-                        .arg(&keys.member)
-                        .arg(limit)
-                        .arg(ReservationEvent::VERSION);
+                    let mut call = transition_call(&self.scripts.expire, &keys);
+                    call.arg(limit).arg(ReservationEvent::VERSION);
+                    pipeline.add_command(call);
                 }
                 pipeline
             })
@@ -728,6 +719,17 @@ impl RedisStockStore {
             .map(|((id, _), json)| Ok((*id, json.as_deref().map(parse_reservation).transpose()?)))
             .collect()
     }
+}
+
+/// `EVALSHA` of a transition script with the category's nine keys (`common.lua`) and its
+/// member, the first argument of every transition; the caller adds the rest.
+fn transition_call(script: &Script, keys: &CategoryKeys) -> redis::Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(script.get_hash())
+        .arg(9)
+        .arg(&keys.transition())
+        .arg(&keys.member);
+    call
 }
 
 /// Each id with its shard; an id no Redis store made is left out.
