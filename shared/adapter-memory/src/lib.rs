@@ -7,6 +7,7 @@ mod reservations;
 mod sharded;
 mod stock;
 mod stream;
+mod waiting_room;
 
 use std::sync::Arc;
 
@@ -17,9 +18,11 @@ pub use catalogue::MemoryCatalogue;
 pub use reservations::MemoryReservationStore;
 pub use stock::MemoryStockStore;
 pub use stream::{MemoryEventSink, MemoryEventSource, channel};
+pub use waiting_room::MemoryWaitingRoom;
 
 use domain::clock::Clock;
 use domain::context::{Context, DEFAULT_FINISHED_HOLD_RETENTION};
+use domain::waiting_room::AdmissionKey;
 
 /// The embedded stack: memory adapters wired together, and the stream's consuming end.
 pub struct Embedded {
@@ -44,6 +47,8 @@ impl Embedded {
             reservation_ttl,
             reserve_rate_limit: None,
             finished_hold_retention: DEFAULT_FINISHED_HOLD_RETENTION,
+            waiting_room: Arc::new(MemoryWaitingRoom::default()),
+            admission_key: Arc::new(AdmissionKey::random()),
         };
         Self {
             context,

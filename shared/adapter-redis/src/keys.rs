@@ -188,6 +188,35 @@ pub fn parse_category_member(member: &str) -> Option<(EventId, CategoryName)> {
     Some((EventId::parse(event).ok()?, name))
 }
 
+/// The keys of an event's waiting room: all in the event's own slot (its hash tag is the
+/// event id), so each step of the room is one script on one node.
+pub struct RoomKeys {
+    /// Hash: rate, ttl, opens_at (ms), version, admitted_total, sold_out, credit, last.
+    pub room: String,
+    /// Sorted set: waiting fan -> when they joined (ms), or their draw below `opens_at`.
+    pub queue: String,
+    /// Sorted set: admitted fan -> admitted until (ms).
+    pub admitted: String,
+}
+
+/// Set of the event ids whose waiting room is on, for the admit timer.
+pub const ROOMS: &str = "wr:rooms";
+
+impl RoomKeys {
+    pub fn new(event: EventId) -> Self {
+        let prefix = format!("wr:{{{event}}}");
+        Self {
+            room: format!("{prefix}:room"),
+            queue: format!("{prefix}:queue"),
+            admitted: format!("{prefix}:admitted"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 3] {
+        [&self.room, &self.queue, &self.admitted]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,3 +311,4 @@ mod tests {
         assert_eq!(parse_category_member("nonsense"), None);
     }
 }
+

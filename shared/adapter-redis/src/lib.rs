@@ -9,6 +9,7 @@ mod keys;
 mod outbox;
 mod ping;
 mod restore;
+mod waiting_room;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ServerErrorKind, Value}
 use self::connection::Connections;
 pub use self::connection::RedisTarget;
 use self::durability::Durability;
+use self::waiting_room::RoomScripts;
 pub use self::durability::ReplicaAcks;
 use self::keys::{CategoryKeys, Shard, parse_category_member};
 pub use self::outbox::OutboxEntry;
@@ -74,6 +76,7 @@ pub struct RedisStockStore {
     target: RedisTarget,
     connections: Connections,
     scripts: Scripts,
+    room_scripts: RoomScripts,
     durability: Option<Durability>,
 }
 
@@ -83,6 +86,7 @@ impl RedisStockStore {
             target: target.clone(),
             connections: Connections::open(target).await?,
             scripts: Scripts::new(),
+            room_scripts: RoomScripts::new(),
             durability: None,
         })
     }

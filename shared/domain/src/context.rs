@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use crate::clock::Clock;
 use crate::contracts::{Catalogue, RateLimit, ReservationStore, StockStore};
+use crate::waiting_room::{AdmissionKey, WaitingRoom};
 
 /// What a function gets besides its input: the contracts it may call.
 #[derive(Clone)]
@@ -18,6 +19,10 @@ pub struct Context {
     pub reserve_rate_limit: Option<RateLimit>,
     /// How long the stock store keeps a finished hold once the reservation store has it.
     pub finished_hold_retention: Duration,
+    /// The queues in front of `/reserve`, for events that have one.
+    pub waiting_room: Arc<dyn WaitingRoom>,
+    /// Signs and checks admissions; every process of a deployment has the same.
+    pub admission_key: Arc<AdmissionKey>,
 }
 
 /// The default of `finished_hold_retention`: a hold lasts 10 minutes by default, and a

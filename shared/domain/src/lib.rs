@@ -55,6 +55,7 @@ pub mod error;
 mod ids;
 mod reservation;
 mod stock;
+pub mod waiting_room;
 
 pub use caller::{Caller, Role};
 pub use catalogue::{
