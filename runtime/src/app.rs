@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use watch_queue::RoomWatch;
 
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
@@ -116,6 +117,16 @@ async fn run(
         );
         triggers.push(tokio::spawn(forgetting));
     }
+    if settings.mounts(FunctionName::AdmitFans) {
+        let admitting = triggers::timer::run_every(
+            "admit-fans",
+            triggers::timer::ADMIT_FANS_EVERY,
+            ctx.clone(),
+            admit_fans::admit_fans,
+            triggers_stopped.clone(),
+        );
+        triggers.push(tokio::spawn(admitting));
+    }
     if let Some((redis, kafka)) = relay {
         let relaying = triggers::relay::run_outbox_relay(redis, kafka, triggers_stopped.clone());
         triggers.push(tokio::spawn(relaying));
@@ -137,7 +148,10 @@ async fn run(
         Some((redis, postgres)) => vec![redis, postgres],
         None => Vec::new(),
     };
+    // Event streams end when shutdown starts, so that draining does not wait on them.
+    let (stop_streams, streams_stopped) = watch::channel(false);
     let state = Arc::new(AppState {
+        rooms: RoomWatch::new(ctx.waiting_room.clone(), streams_stopped),
         ctx,
         body_limit: settings.body_limit,
         readiness: Readiness::new(dependencies),
@@ -146,6 +160,7 @@ async fn run(
     let shutdown = async move {
         shutdown.await;
         readiness.readiness.stop();
+        let _ = stop_streams.send(true);
     };
     let service = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -335,6 +335,13 @@ pub enum FunctionName {
     /// Drops finished holds from the stock store once stored (a timer).
     ForgetFinishedHolds,
     PersistReservations,
+    SetWaitingRoom,
+    GetWaitingRoom,
+    JoinQueue,
+    GetQueuePlace,
+    WatchQueue,
+    /// Admits fans from each waiting room at its pace (a timer).
+    AdmitFans,
     /// Moves events from the Redis outbox to Kafka (real stack only).
     RelayOutbox,
 }

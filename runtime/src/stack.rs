@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_kafka::{KafkaEventSource, KafkaPublisher, ensure_topic};
-use adapter_memory::CachedCatalogue;
+use adapter_memory::{CachedCatalogue, CachedWaitingRoom};
 use adapter_memory::{Embedded, MemoryCatalogue, MemoryReservationStore, MemoryStockStore};
 use adapter_postgres::Postgres;
 use adapter_redis::RedisStockStore;
 use domain::Context;
 use domain::clock::SystemClock;
 use domain::contracts::EventSource;
+use domain::waiting_room::AdmissionKey;
 
 use crate::config::{FunctionName, Settings};
 use crate::reconcile::{connect, restore_missing};
@@ -20,6 +21,9 @@ use crate::reconcile::{connect, restore_missing};
 const PARTITIONS: i32 = 3;
 /// How long a process may miss a category another process added (see `CachedCatalogue`).
 const CATALOGUE_CACHE_TTL: Duration = Duration::from_secs(1);
+/// How long a process may miss a waiting room another process set up or turned off (see
+/// `CachedWaitingRoom`).
+const WAITING_ROOM_CACHE_TTL: Duration = Duration::from_secs(1);
 
 pub struct Stack {
     pub context: Context,
@@ -43,10 +47,12 @@ pub struct MemoryStores {
 pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
     let ttl = chrono::Duration::seconds(settings.reservation_ttl.into());
     let retention = settings.finished_hold_retention()?;
+    let admission_key = Arc::new(AdmissionKey::from_secret(settings.jwt_secret().as_bytes()));
     let Some(real) = settings.stack.real()? else {
         let mut embedded = Embedded::new(Arc::new(SystemClock), ttl);
         embedded.context.reserve_rate_limit = settings.reserve_rate_limit();
         embedded.context.finished_hold_retention = retention;
+        embedded.context.admission_key = admission_key;
         let persists = settings.mounts(FunctionName::PersistReservations);
         return Ok(Stack {
             context: embedded.context,
@@ -101,6 +107,11 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
             reservation_ttl: ttl,
             reserve_rate_limit: settings.reserve_rate_limit(),
             finished_hold_retention: retention,
+            waiting_room: Arc::new(CachedWaitingRoom::new(
+                redis.clone(),
+                WAITING_ROOM_CACHE_TTL,
+            )),
+            admission_key,
         },
         events,
         relay,

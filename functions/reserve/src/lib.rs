@@ -1,6 +1,7 @@
 //! `POST /reserve` (user): holds tickets until a deadline, in one atomic step of the stock
 //! store. The hot path: one store call, nothing else awaited.
 
+use chrono::{DateTime, Utc};
 use domain::Context;
 use domain::contracts::{HoldRequest, ReservationChange, ReserveError};
 use domain::{CategoryName, EventId, IdempotencyKey, Qty, UserId};
@@ -20,6 +21,8 @@ pub struct ReserveInput {
     pub user: UserId,
     /// A retry with the same key returns the same reservation and never holds twice.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The admission a waiting room gave the fan (the `Admission` header), if any.
+    pub admission: Option<String>,
     pub request: ReserveRequest,
 }
 
@@ -28,6 +31,39 @@ pub async fn reserve(
     input: ReserveInput,
 ) -> Result<ReservationChange, ReserveError> {
     let now = ctx.clock.now();
+    let result = match admitted(ctx, &input, now).await {
+        Ok(()) => hold(ctx, input, now).await,
+        Err(err) => Err(err),
+    };
+    match &result {
+        Ok(change) if change.changed => RESERVATIONS.inc(),
+        Ok(_) => {}
+        Err(err) => FAILED_RESERVATIONS.with_label_values(&[reason(err)]).inc(),
+    }
+    result
+}
+
+/// Where the event has a waiting room, only fans it admitted may reserve, while their
+/// admission lasts. The room's settings are remembered per process (`CachedWaitingRoom`), and
+/// the admission is checked by its signature: no store call either way.
+async fn admitted(
+    ctx: &Context,
+    input: &ReserveInput,
+    now: DateTime<Utc>,
+) -> Result<(), ReserveError> {
+    let event = input.request.event_id;
+    if ctx.waiting_room.settings(event).await?.is_some() {
+        ctx.admission_key
+            .verify(input.admission.as_deref(), event, &input.user, now)?;
+    }
+    Ok(())
+}
+
+async fn hold(
+    ctx: &Context,
+    input: ReserveInput,
+    now: DateTime<Utc>,
+) -> Result<ReservationChange, ReserveError> {
     let hold = HoldRequest {
         event_id: input.request.event_id,
         category: input.request.category,
@@ -38,13 +74,7 @@ pub async fn reserve(
         now,
         expires_at: now + ctx.reservation_ttl,
     };
-    let result = ctx.stock.reserve(hold).await;
-    match &result {
-        Ok(change) if change.changed => RESERVATIONS.inc(),
-        Ok(_) => {}
-        Err(err) => FAILED_RESERVATIONS.with_label_values(&[reason(err)]).inc(),
-    }
-    result
+    ctx.stock.reserve(hold).await
 }
 
 /// The `reason` label of `failed_reservation_total`.
@@ -55,6 +85,7 @@ fn reason(err: &ReserveError) -> &'static str {
         ReserveError::LimitExceeded { .. } => "limit_exceeded",
         ReserveError::IdempotencyKeyReused => "idempotency_key_reused",
         ReserveError::RateLimited { .. } => "rate_limited",
+        ReserveError::NotAdmitted(_) => "not_admitted",
         ReserveError::Store(_) => "unavailable",
     }
 }

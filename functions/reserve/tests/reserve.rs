@@ -10,6 +10,7 @@ fn input(user_name: &str, event_id: EventId, category: &CategoryName, qty: i64) 
     ReserveInput {
         user: user(user_name),
         idempotency_key: None,
+        admission: None,
         request: ReserveRequest {
             event_id,
             category: category.clone(),
@@ -166,4 +167,32 @@ async fn concurrent_reservations_never_oversell() {
         }
     );
     stack.assert_stock_consistent().await;
+}
+
+#[tokio::test]
+async fn behind_a_waiting_room_only_admitted_fans_reserve_and_nothing_moves_otherwise() {
+    let stack = TestStack::new(600);
+    let ctx = &stack.embedded.context;
+    let (event_id, floor) = stack.category(10, None).await;
+    let settings = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
+    ctx.waiting_room
+        .configure(event_id, &settings)
+        .await
+        .unwrap();
+
+    let refused = reserve(ctx, input("ann", event_id, &floor, 1)).await;
+    assert!(matches!(refused, Err(ReserveError::NotAdmitted(_))));
+    let mut forged = input("ann", event_id, &floor, 1);
+    forged.admission = Some(format!("{}.{}", i64::MAX, "0".repeat(64)));
+    assert!(matches!(
+        reserve(ctx, forged).await,
+        Err(ReserveError::NotAdmitted(_))
+    ));
+    assert_eq!(stack.counts(event_id).await.available, 10);
+
+    let mut admitted = input("ann", event_id, &floor, 1);
+    let until = stack.now() + Duration::seconds(60);
+    admitted.admission = Some(ctx.admission_key.issue(event_id, &user("ann"), until));
+    reserve(ctx, admitted).await.unwrap();
+    assert_eq!(stack.counts(event_id).await.available, 9);
 }

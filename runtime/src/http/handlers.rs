@@ -5,16 +5,19 @@ use std::sync::Arc;
 use domain::{ApiError, Context};
 use domain::{EventId, IdempotencyKey, ReservationId};
 use http::StatusCode;
-use http::header::HeaderValue;
+use http::header::{ACCEPT, HeaderValue};
 
 use crate::readiness::Readiness;
+use watch_queue::RoomWatch;
 
 use super::request::{Request, caller, json_body, path_id};
-use super::response::{Response, json, with_body};
+use super::response::{self, Response, json, with_body};
 
 /// What every adapter gets: the functions' context and the runtime's own limits.
 pub struct AppState {
     pub ctx: Context,
+    /// The waiting rooms this process's event streams watch.
+    pub rooms: Arc<RoomWatch>,
     pub body_limit: usize,
     pub readiness: Readiness,
 }
@@ -53,10 +56,16 @@ pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
         })
         .transpose()
         .map_err(ApiError::bad_request)?;
+    let admission = request
+        .headers()
+        .get("admission")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let request = json_body(request, state.body_limit).await?;
     let input = reserve::ReserveInput {
         user,
         idempotency_key,
+        admission,
         request,
     };
     let change = reserve::reserve(&state.ctx, input).await?;
@@ -90,4 +99,62 @@ pub async fn metrics(_: Arc<AppState>, _: Request) -> Result {
     let text = get_metrics::get_metrics().await;
     let content_type = HeaderValue::from_static(get_metrics::CONTENT_TYPE);
     Ok(with_body(StatusCode::OK, content_type, text))
+}
+
+pub async fn set_waiting_room(state: Arc<AppState>, request: Request) -> Result {
+    let event_id = path_id(&request, EventId::parse)?;
+    let settings = json_body(request, state.body_limit).await?;
+    let settings = set_waiting_room::set_waiting_room(&state.ctx, event_id, settings).await?;
+    Ok(json(StatusCode::OK, &settings))
+}
+
+/// The settings as JSON; to a browser (`Accept: text/html`), the fan's page.
+pub async fn get_waiting_room(state: Arc<AppState>, request: Request) -> Result {
+    let event_id = path_id(&request, EventId::parse)?;
+    let wants_page = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_page {
+        let html = HeaderValue::from_static("text/html; charset=utf-8");
+        let mut page = with_body(StatusCode::OK, html, get_waiting_room::PAGE);
+        // The page's own inline script and style, calls to this origin, and no framing.
+        page.headers_mut().insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 frame-ancestors 'none'",
+            ),
+        );
+        return Ok(page);
+    }
+    let settings = get_waiting_room::get_waiting_room(&state.ctx, event_id).await?;
+    Ok(json(StatusCode::OK, &settings))
+}
+
+pub async fn join_queue(state: Arc<AppState>, request: Request) -> Result {
+    let user = caller(&request)?.user;
+    let event_id = path_id(&request, EventId::parse)?;
+    let (place, joined) = join_queue::join_queue(&state.ctx, event_id, &user).await?;
+    let status = if joined {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &place))
+}
+
+pub async fn get_queue_place(state: Arc<AppState>, request: Request) -> Result {
+    let user = caller(&request)?.user;
+    let event_id = path_id(&request, EventId::parse)?;
+    let place = get_queue_place::get_queue_place(&state.ctx, event_id, &user).await?;
+    Ok(json(StatusCode::OK, &place))
+}
+
+pub async fn watch_queue(state: Arc<AppState>, request: Request) -> Result {
+    let user = caller(&request)?.user;
+    let event_id = path_id(&request, EventId::parse)?;
+    let events = watch_queue::watch_queue(&state.ctx, &state.rooms, event_id, user).await?;
+    Ok(response::events(events))
 }

@@ -38,7 +38,7 @@ struct Route {
     handler: Handler,
 }
 
-fn table() -> [Route; 9] {
+fn table() -> [Route; 14] {
     use FunctionName as F;
     const ADMIN: Access = Access::Role(Role::Admin);
     const USER: Access = Access::Role(Role::User);
@@ -90,6 +90,46 @@ fn table() -> [Route; 9] {
             path: "/reservations/{id}",
             access: Access::AnyRole,
             handler: |state, request| Box::pin(handlers::get_reservation(state, request)),
+        },
+        Route {
+            function: "set-waiting-room",
+            mounted_by: Some(F::SetWaitingRoom),
+            method: Method::PUT,
+            path: "/events/{id}/waiting-room",
+            access: ADMIN,
+            handler: |state, request| Box::pin(handlers::set_waiting_room(state, request)),
+        },
+        Route {
+            function: "get-waiting-room",
+            mounted_by: Some(F::GetWaitingRoom),
+            method: Method::GET,
+            path: "/events/{id}/waiting-room",
+            access: Access::Public,
+            handler: |state, request| Box::pin(handlers::get_waiting_room(state, request)),
+        },
+        Route {
+            function: "join-queue",
+            mounted_by: Some(F::JoinQueue),
+            method: Method::POST,
+            path: "/events/{id}/queue",
+            access: USER,
+            handler: |state, request| Box::pin(handlers::join_queue(state, request)),
+        },
+        Route {
+            function: "get-queue-place",
+            mounted_by: Some(F::GetQueuePlace),
+            method: Method::GET,
+            path: "/events/{id}/queue/me",
+            access: USER,
+            handler: |state, request| Box::pin(handlers::get_queue_place(state, request)),
+        },
+        Route {
+            function: "watch-queue",
+            mounted_by: Some(F::WatchQueue),
+            method: Method::GET,
+            path: "/events/{id}/queue/stream",
+            access: USER,
+            handler: |state, request| Box::pin(handlers::watch_queue(state, request)),
         },
         Route {
             function: "health",

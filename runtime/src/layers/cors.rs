@@ -13,11 +13,13 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 pub fn cors(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
         .allow_headers([
             AUTHORIZATION,
             CONTENT_TYPE,
             HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("admission"),
+            HeaderName::from_static("last-event-id"),
         ])
         // A front end reads when to retry, and the id to quote in a support request.
         .expose_headers([RETRY_AFTER, HeaderName::from_static("x-request-id")])

@@ -9,6 +9,8 @@ use tokio::time::MissedTickBehavior;
 
 /// Well inside the promise that holds expire within a second of their deadline.
 pub const EXPIRE_HOLDS_EVERY: Duration = Duration::from_millis(250);
+/// Sold out reaches every waiting fan within a second (with the streams' own poll).
+pub const ADMIT_FANS_EVERY: Duration = Duration::from_millis(250);
 /// Finished holds wait out a retention of minutes: a few seconds late costs nothing.
 pub const FORGET_FINISHED_HOLDS_EVERY: Duration = Duration::from_secs(5);
 

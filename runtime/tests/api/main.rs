@@ -16,3 +16,4 @@ mod openapi;
 mod operations;
 mod rate_limit;
 mod reserve;
+mod waiting_room;

@@ -12,9 +12,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::future::Cache;
 
+use chrono::{DateTime, Utc};
 use domain::contracts::{Catalogue, InsertCategoryError};
 use domain::error::StoreError;
-use domain::{Category, Event, EventId};
+use domain::waiting_room::{
+    AdmitBudget, Admitted, Joined, QueueError, QueuePlace, RoomMark, WaitingRoom,
+    WaitingRoomSettings,
+};
+use domain::{Category, Event, EventId, UserId};
 
 /// How many events, and as many category lists, are remembered at most.
 const CAPACITY: u64 = 10_000;
@@ -76,6 +81,80 @@ impl Catalogue for CachedCatalogue {
             .await
             .map_err(|err| StoreError(err.to_string()))?;
         Ok(categories.to_vec())
+    }
+}
+
+/// A waiting room whose settings are remembered for a short while, in front of another one:
+/// `/reserve` asks for them on every call. A room set up or turned off through another
+/// process takes effect here within `ttl`.
+pub struct CachedWaitingRoom {
+    inner: Arc<dyn WaitingRoom>,
+    settings: Cache<EventId, Option<WaitingRoomSettings>>,
+}
+
+impl CachedWaitingRoom {
+    pub fn new(inner: Arc<dyn WaitingRoom>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            settings: cache(ttl),
+        }
+    }
+}
+
+#[async_trait]
+impl WaitingRoom for CachedWaitingRoom {
+    async fn configure(
+        &self,
+        event: EventId,
+        settings: &WaitingRoomSettings,
+    ) -> Result<(), StoreError> {
+        let configured = self.inner.configure(event, settings).await;
+        self.settings.invalidate(&event).await;
+        configured
+    }
+
+    /// Concurrent misses for one event wait for a single read of the inner room.
+    async fn settings(&self, event: EventId) -> Result<Option<WaitingRoomSettings>, StoreError> {
+        self.settings
+            .try_get_with(event, self.inner.settings(event))
+            .await
+            .map_err(|err| StoreError(err.to_string()))
+    }
+
+    async fn join(
+        &self,
+        event: EventId,
+        user: &UserId,
+        draw: f64,
+        now: DateTime<Utc>,
+    ) -> Result<Joined, QueueError> {
+        self.inner.join(event, user, draw, now).await
+    }
+
+    async fn place(
+        &self,
+        event: EventId,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<QueuePlace>, QueueError> {
+        self.inner.place(event, user, now).await
+    }
+
+    async fn mark(&self, event: EventId) -> Result<Option<RoomMark>, StoreError> {
+        self.inner.mark(event).await
+    }
+
+    async fn rooms(&self) -> Result<Vec<EventId>, StoreError> {
+        self.inner.rooms().await
+    }
+
+    async fn admit(
+        &self,
+        event: EventId,
+        budget: AdmitBudget,
+        now: DateTime<Utc>,
+    ) -> Result<Admitted, StoreError> {
+        self.inner.admit(event, budget, now).await
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-pub use cached::CachedCatalogue;
+pub use cached::{CachedCatalogue, CachedWaitingRoom};
 pub use catalogue::MemoryCatalogue;
 pub use reservations::MemoryReservationStore;
 pub use stock::MemoryStockStore;

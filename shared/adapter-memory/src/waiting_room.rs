@@ -156,9 +156,7 @@ impl WaitingRoom for MemoryWaitingRoom {
             rooms.remove(&event);
             return Ok(());
         }
-        let room = rooms
-            .entry(event)
-            .or_insert_with(|| Room::new(*settings));
+        let room = rooms.entry(event).or_insert_with(|| Room::new(*settings));
         room.settings = *settings;
         room.mark.version += 1;
         Ok(())
@@ -196,9 +194,9 @@ impl WaitingRoom for MemoryWaitingRoom {
             room.drawn.insert((draw, user.clone()));
             room.draws.insert(user.clone(), draw);
         }
-        let place = room.place(user, now).ok_or_else(|| {
-            StoreError("waiting room: a fan just queued has no place".into())
-        })?;
+        let place = room
+            .place(user, now)
+            .ok_or_else(|| StoreError("waiting room: a fan just queued has no place".into()))?;
         Ok(Joined {
             place,
             created: true,

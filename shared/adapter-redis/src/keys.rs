@@ -311,4 +311,3 @@ mod tests {
         assert_eq!(parse_category_member("nonsense"), None);
     }
 }
-

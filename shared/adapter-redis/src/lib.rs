@@ -21,11 +21,11 @@ use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ServerErrorKind, Value}
 use self::connection::Connections;
 pub use self::connection::RedisTarget;
 use self::durability::Durability;
-use self::waiting_room::RoomScripts;
 pub use self::durability::ReplicaAcks;
 use self::keys::{CategoryKeys, Shard, parse_category_member};
 pub use self::outbox::OutboxEntry;
 pub use self::restore::StockState;
+use self::waiting_room::RoomScripts;
 use domain::contracts::{
     CategorySale, HoldRequest, IDEMPOTENCY_KEY_TTL_SECS, ReservationChange, ReserveError,
     SaleChanges, SettleError, Settlement, StockStore,

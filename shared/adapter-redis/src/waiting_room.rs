@@ -73,7 +73,15 @@ impl RedisStockStore {
             Some(4) => QueueStatus::Expired,
             _ => return Err(unexpected(&reply).into()),
         };
-        let &[_, position, admitted_until, version, admitted_total, sold_out, created] = &reply[..]
+        let &[
+            _,
+            position,
+            admitted_until,
+            version,
+            admitted_total,
+            sold_out,
+            created,
+        ] = &reply[..]
         else {
             return Err(unexpected(&reply).into());
         };

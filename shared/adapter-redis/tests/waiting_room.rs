@@ -9,8 +9,7 @@ use std::time::Duration as StdDuration;
 use adapter_memory::MemoryWaitingRoom;
 use chrono::{Duration, Utc};
 use domain::waiting_room::{
-    AdmissionTtl, AdmitBudget, AdmitRate, QueueError, QueueStatus, WaitingRoom,
-    WaitingRoomSettings,
+    AdmissionTtl, AdmitBudget, AdmitRate, QueueError, QueueStatus, WaitingRoom, WaitingRoomSettings,
 };
 use domain::{EventId, UserId};
 
@@ -49,17 +48,29 @@ async fn status(store: &dyn WaitingRoom, event: EventId, name: &str) -> (QueueSt
 async fn first_come_first_served_and_joining_twice_keeps_the_place(store: Arc<dyn WaitingRoom>) {
     let event = room(&*store, settings(100)).await;
     for (at, name) in ["ann", "bob", "cat"].into_iter().enumerate() {
-        let joined = store.join(event, &fan(name), 0.5, Utc::now()).await.unwrap();
+        let joined = store
+            .join(event, &fan(name), 0.5, Utc::now())
+            .await
+            .unwrap();
         assert!(joined.created);
         assert_eq!(
             (joined.place.status, joined.place.position),
             (QueueStatus::Waiting, at as u64 + 1)
         );
     }
-    let again = store.join(event, &fan("bob"), 0.0, Utc::now()).await.unwrap();
+    let again = store
+        .join(event, &fan("bob"), 0.0, Utc::now())
+        .await
+        .unwrap();
     assert!(!again.created);
     assert_eq!(again.place.position, 2);
-    assert!(store.place(event, &fan("dan"), Utc::now()).await.unwrap().is_none());
+    assert!(
+        store
+            .place(event, &fan("dan"), Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.rooms().await.unwrap().contains(&event));
 }
 
@@ -67,7 +78,10 @@ async fn admission_keeps_the_pace_and_the_budget(store: Arc<dyn WaitingRoom>) {
     let event = room(&*store, settings(3)).await;
     let names: Vec<String> = (0..10).map(|n| format!("fan{n}")).collect();
     for name in &names {
-        store.join(event, &fan(name), 0.5, Utc::now()).await.unwrap();
+        store
+            .join(event, &fan(name), 0.5, Utc::now())
+            .await
+            .unwrap();
     }
     let before = store.mark(event).await.unwrap().unwrap();
     // The first round has a second's worth (3), but the budget allows 2 admitted at once.
@@ -77,8 +91,14 @@ async fn admission_keeps_the_pace_and_the_budget(store: Arc<dyn WaitingRoom>) {
     };
     let round = store.admit(event, budget, Utc::now()).await.unwrap();
     assert_eq!((round.waits.len(), round.queued), (2, 8));
-    assert_eq!(status(&*store, event, "fan0").await.0, QueueStatus::Admitted);
-    assert_eq!(status(&*store, event, "fan2").await, (QueueStatus::Waiting, 1));
+    assert_eq!(
+        status(&*store, event, "fan0").await.0,
+        QueueStatus::Admitted
+    );
+    assert_eq!(
+        status(&*store, event, "fan2").await,
+        (QueueStatus::Waiting, 1)
+    );
     // The budget is full: no one more, whatever the pace allows.
     let round = store.admit(event, budget, Utc::now()).await.unwrap();
     assert!(round.waits.is_empty());
@@ -86,7 +106,10 @@ async fn admission_keeps_the_pace_and_the_budget(store: Arc<dyn WaitingRoom>) {
     let after = store.mark(event).await.unwrap().unwrap();
     assert_eq!(after.admitted_total - before.admitted_total, 2);
     assert!(after.version > before.version);
-    let joined = store.join(event, &fan("fan9"), 0.5, Utc::now()).await.unwrap();
+    let joined = store
+        .join(event, &fan("fan9"), 0.5, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(joined.place.position, 10 - 2);
     // Only what the pace gave back since (about one), and never the same fan twice.
     let round = store.admit(event, OPEN, Utc::now()).await.unwrap();
@@ -98,12 +121,13 @@ async fn admission_keeps_the_pace_and_the_budget(store: Arc<dyn WaitingRoom>) {
     assert_eq!(admitted, 2 + round.waits.len());
 }
 
-async fn sold_out_tells_every_waiting_fan_and_returning_stock_reopens(
-    store: Arc<dyn WaitingRoom>,
-) {
+async fn sold_out_tells_every_waiting_fan_and_returning_stock_reopens(store: Arc<dyn WaitingRoom>) {
     let event = room(&*store, settings(1)).await;
     for name in ["ann", "bob", "cat"] {
-        store.join(event, &fan(name), 0.5, Utc::now()).await.unwrap();
+        store
+            .join(event, &fan(name), 0.5, Utc::now())
+            .await
+            .unwrap();
     }
     store.admit(event, OPEN, Utc::now()).await.unwrap();
     let sold_out = AdmitBudget {
@@ -113,17 +137,21 @@ async fn sold_out_tells_every_waiting_fan_and_returning_stock_reopens(
     let round = store.admit(event, sold_out, Utc::now()).await.unwrap();
     assert!(round.waits.is_empty());
     assert_eq!(status(&*store, event, "ann").await.0, QueueStatus::Admitted);
-    assert_eq!(status(&*store, event, "bob").await, (QueueStatus::SoldOut, 1));
+    assert_eq!(
+        status(&*store, event, "bob").await,
+        (QueueStatus::SoldOut, 1)
+    );
     assert!(store.mark(event).await.unwrap().unwrap().sold_out);
-    let late = store.join(event, &fan("dan"), 0.5, Utc::now()).await.unwrap();
+    let late = store
+        .join(event, &fan("dan"), 0.5, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(late.place.status, QueueStatus::SoldOut);
     store.admit(event, OPEN, Utc::now()).await.unwrap();
     assert_eq!(status(&*store, event, "cat").await.0, QueueStatus::Waiting);
 }
 
-async fn fans_who_join_before_opening_are_served_in_their_draws_order(
-    store: Arc<dyn WaitingRoom>,
-) {
+async fn fans_who_join_before_opening_are_served_in_their_draws_order(store: Arc<dyn WaitingRoom>) {
     let opens_at = Utc::now() + Duration::milliseconds(700);
     let event = room(
         &*store,
@@ -134,14 +162,23 @@ async fn fans_who_join_before_opening_are_served_in_their_draws_order(
     )
     .await;
     for (name, draw) in [("ann", 0.9), ("bob", 0.1), ("cat", 0.5)] {
-        store.join(event, &fan(name), draw, Utc::now()).await.unwrap();
+        store
+            .join(event, &fan(name), draw, Utc::now())
+            .await
+            .unwrap();
     }
     let round = store.admit(event, OPEN, Utc::now()).await.unwrap();
     assert!(round.waits.is_empty(), "admitted before opening");
     assert_eq!(status(&*store, event, "bob").await.1, 1);
     wait_until(opens_at).await;
-    let late = store.join(event, &fan("dan"), 0.0, Utc::now()).await.unwrap();
-    assert_eq!(late.place.position, 4, "after opening, the back of the queue");
+    let late = store
+        .join(event, &fan("dan"), 0.0, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        late.place.position, 4,
+        "after opening, the back of the queue"
+    );
     let admitted = store.admit(event, OPEN, Utc::now()).await.unwrap();
     assert_eq!(admitted.waits.len(), 4);
     for name in ["bob", "cat", "ann"] {
@@ -151,7 +188,10 @@ async fn fans_who_join_before_opening_are_served_in_their_draws_order(
 
 async fn turning_the_room_off_empties_it(store: Arc<dyn WaitingRoom>) {
     let event = room(&*store, settings(10)).await;
-    store.join(event, &fan("ann"), 0.5, Utc::now()).await.unwrap();
+    store
+        .join(event, &fan("ann"), 0.5, Utc::now())
+        .await
+        .unwrap();
     let off = WaitingRoomSettings {
         enabled: false,
         ..settings(10)
@@ -212,11 +252,18 @@ async fn a_lapsed_admission_sends_the_fan_to_the_back() {
     }
     store.admit(event, OPEN, now).await.unwrap();
     let later = now + Duration::seconds(61);
-    let ann = store.place(event, &fan("ann"), later).await.unwrap().unwrap();
+    let ann = store
+        .place(event, &fan("ann"), later)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ann.status, QueueStatus::Expired);
     let again = store.join(event, &fan("ann"), 0.5, later).await.unwrap();
     assert!(again.created);
-    assert_eq!((again.place.status, again.place.position), (QueueStatus::Waiting, 2));
+    assert_eq!(
+        (again.place.status, again.place.position),
+        (QueueStatus::Waiting, 2)
+    );
 }
 
 /// Two stores on one Redis (two processes) running admit rounds at once share one pace and

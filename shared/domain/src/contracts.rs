@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{ApiError, ErrorKind, StoreError};
+use crate::waiting_room::AdmissionRefused;
 use crate::{
     Category, CategoryName, Event, EventId, IdempotencyKey, Qty, Reservation, ReservationEvent,
     ReservationId, ReservationStatus, StockCounts, UserId,
@@ -173,6 +174,9 @@ pub enum ReserveError {
     IdempotencyKeyReused,
     #[error("too many reservations, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u32 },
+    /// The event has a waiting room, and this fan has no valid admission from it.
+    #[error(transparent)]
+    NotAdmitted(#[from] AdmissionRefused),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -277,6 +281,7 @@ impl From<ReserveError> for ApiError {
                 ApiError::new(ErrorKind::TooManyRequests, "rate_limited", message)
                     .retry_after(retry_after_secs)
             }
+            ReserveError::NotAdmitted(err) => err.into(),
             ReserveError::Store(err) => err.into(),
         }
     }

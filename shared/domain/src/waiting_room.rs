@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error::{ApiError, ErrorKind, StoreError};
-use crate::{EventId, UserId};
+use crate::{Context, EventId, UserId};
 
 bounded_count!(
     /// Fans the admit timer lets through per second, per event.
@@ -73,6 +73,16 @@ fn optional_rfc3339<'de, D: serde::Deserializer<'de>>(
 }
 
 impl WaitingRoomSettings {
+    /// What an event without a waiting room shows.
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            admit_per_second: default_admit_rate(),
+            admission_ttl: default_admission_ttl(),
+            opens_at: None,
+        }
+    }
+
     /// Whether first come, first served has started (fans joining now go to the back).
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         self.opens_at.is_none_or(|opens_at| now >= opens_at)
@@ -232,7 +242,10 @@ impl QueueView {
                 let to_open = settings
                     .opens_at
                     .map_or(0, |opens_at| (opens_at - now).num_seconds().max(0));
-                to_open as u64 + place.position.div_ceil(settings.admit_per_second.get().into())
+                to_open as u64
+                    + place
+                        .position
+                        .div_ceil(settings.admit_per_second.get().into())
             }
             _ => 0,
         };
@@ -244,6 +257,41 @@ impl QueueView {
             admission,
         }
     }
+}
+
+/// The room of an event, for the functions fans call: 404 if there is no such event, 409 if
+/// it has no waiting room.
+pub async fn open_room(ctx: &Context, event: EventId) -> Result<WaitingRoomSettings, ApiError> {
+    if let Some(settings) = ctx.waiting_room.settings(event).await? {
+        return Ok(settings);
+    }
+    match ctx.catalogue.event(event).await? {
+        Some(_) => Err(QueueError::NoWaitingRoom.into()),
+        None => Err(ApiError::not_found("event_not_found", "no such event")),
+    }
+}
+
+/// What a fan is shown of their place: while admitted, with the admission to reserve with.
+pub fn fan_view(
+    ctx: &Context,
+    event: EventId,
+    user: &UserId,
+    place: &QueuePlace,
+    settings: &WaitingRoomSettings,
+) -> QueueView {
+    let admission = match (place.status, place.admitted_until) {
+        (QueueStatus::Admitted, Some(until)) => Some(ctx.admission_key.issue(event, user, until)),
+        _ => None,
+    };
+    QueueView::new(place, settings, admission, ctx.clock.now())
+}
+
+/// A fan who asks about a queue they are not in.
+pub fn not_in_queue() -> ApiError {
+    ApiError::not_found(
+        "not_in_queue",
+        "you are not in this event's queue: join it first",
+    )
 }
 
 /// Signs admissions, so that `/reserve` checks one without asking the store: an admission is
@@ -396,7 +444,10 @@ mod tests {
             r#"{"enabled":true,"colour":"red"}"#,
             r#"{}"#,
         ] {
-            assert!(serde_json::from_str::<WaitingRoomSettings>(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<WaitingRoomSettings>(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 }

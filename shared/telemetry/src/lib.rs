@@ -44,6 +44,42 @@ pub static FAILED_RESERVATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(UNIQUE)
 });
 
+pub static WAITING_ROOM_QUEUED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "waiting_room_queued",
+        "Fans waiting in an event's waiting room, as the last admit round saw them.",
+        &["event"]
+    )
+    .expect(UNIQUE)
+});
+
+pub static WAITING_ROOM_ADMITTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "waiting_room_admitted_total",
+        "Fans admitted from a waiting room."
+    )
+    .expect(UNIQUE)
+});
+
+pub static WAITING_ROOM_WAIT: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "waiting_room_wait_seconds",
+        "Time from joining a waiting room (or its opening, if later) to admission.",
+        vec![
+            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0
+        ]
+    )
+    .expect(UNIQUE)
+});
+
+pub static WAITING_ROOM_STREAMS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "waiting_room_streams",
+        "Waiting room event streams open on this process."
+    )
+    .expect(UNIQUE)
+});
+
 pub static HOLD_OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "hold_outcomes_total",
