@@ -191,6 +191,49 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Sets the event's waiting room (as the admin).
+    pub async fn room(&self, event_id: &str, settings: Value) -> Response {
+        self.client
+            .put(self.url(&format!("/events/{event_id}/waiting-room")))
+            .bearer_auth(self.admin())
+            .json(&settings)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The fan joins the event's waiting room.
+    pub async fn join(&self, event_id: &str, user: &str) -> Response {
+        let path = format!("/events/{event_id}/queue");
+        self.post(&path, Some(&self.user(user)), &json!(null)).await
+    }
+
+    /// The fan's place in the event's waiting room.
+    pub async fn me(&self, event_id: &str, user: &str) -> Value {
+        let path = format!("/events/{event_id}/queue/me");
+        let response = self.get(&path, Some(&self.user(user))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        body(response).await
+    }
+
+    /// Reserves one Floor ticket, showing `admission` if given.
+    pub async fn reserve_admitted(
+        &self,
+        user: &str,
+        event_id: &str,
+        admission: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/reserve"))
+            .bearer_auth(self.user(user))
+            .json(&json!({"event_id": event_id, "category": "Floor", "qty": 1}));
+        if let Some(admission) = admission {
+            request = request.header("Admission", admission);
+        }
+        request.send().await.expect("request sent")
+    }
+
     /// Reserves and returns the new reservation's id.
     pub async fn hold(&self, user: &str, event_id: &str, qty: i64) -> String {
         let response = self.reserve(user, event_id, qty).await;

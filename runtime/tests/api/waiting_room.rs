@@ -12,45 +12,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Attacks, SECRET, TestApp, body, error_code, spawn_app};
 
-async fn room(app: &TestApp, event_id: &str, settings: Value) -> Response {
-    app.client
-        .put(app.url(&format!("/events/{event_id}/waiting-room")))
-        .bearer_auth(app.admin())
-        .json(&settings)
-        .send()
-        .await
-        .expect("request sent")
-}
-
-async fn join(app: &TestApp, event_id: &str, user: &str) -> Response {
-    let path = format!("/events/{event_id}/queue");
-    app.post(&path, Some(&app.user(user)), &json!(null)).await
-}
-
-async fn me(app: &TestApp, event_id: &str, user: &str) -> Value {
-    let path = format!("/events/{event_id}/queue/me");
-    let response = app.get(&path, Some(&app.user(user))).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    body(response).await
-}
-
-async fn reserve_admitted(
-    app: &TestApp,
-    user: &str,
-    event_id: &str,
-    admission: Option<&str>,
-) -> Response {
-    let mut request = app
-        .client
-        .post(app.url("/reserve"))
-        .bearer_auth(app.user(user))
-        .json(&json!({"event_id": event_id, "category": "Floor", "qty": 1}));
-    if let Some(admission) = admission {
-        request = request.header("Admission", admission);
-    }
-    request.send().await.expect("request sent")
-}
-
 /// Polls the fan's place until `done` says so, for at most `within`.
 async fn place_until(
     app: &TestApp,
@@ -61,7 +22,7 @@ async fn place_until(
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let place = me(app, event_id, user).await;
+        let place = app.me(event_id, user).await;
         if done(&place) {
             return place;
         }
@@ -121,10 +82,7 @@ async fn a_fan_waits_watches_the_stream_is_admitted_and_reserves() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(100, None).await;
     let settings = json!({"enabled": true, "admit_per_second": 4, "admission_ttl": 60});
-    assert_eq!(
-        room(&app, &event_id, settings).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.room(&event_id, settings).await.status(), StatusCode::OK);
     let shown = body(
         app.get(&format!("/events/{event_id}/waiting-room"), None)
             .await,
@@ -135,17 +93,14 @@ async fn a_fan_waits_watches_the_stream_is_admitted_and_reserves() {
     // The first round admits a second's worth (4); the fan is tenth, so waits for it.
     let fans: Vec<String> = (0..10).map(|n| format!("fan{n}")).collect();
     for fan in &fans {
-        assert_eq!(
-            join(&app, &event_id, fan).await.status(),
-            StatusCode::CREATED
-        );
+        assert_eq!(app.join(&event_id, fan).await.status(), StatusCode::CREATED);
     }
-    let again = join(&app, &event_id, "fan9").await;
+    let again = app.join(&event_id, "fan9").await;
     assert_eq!(again.status(), StatusCode::OK);
     let again = body(again).await;
     assert!(again["position"].as_u64().unwrap() <= 10, "{again}");
 
-    let refused = reserve_admitted(&app, "fan9", &event_id, None).await;
+    let refused = app.reserve_admitted("fan9", &event_id, None).await;
     assert_eq!(
         error_code(refused, StatusCode::FORBIDDEN).await,
         "not_admitted"
@@ -171,7 +126,9 @@ async fn a_fan_waits_watches_the_stream_is_admitted_and_reserves() {
     assert!(admitted["admitted_until"].is_string());
     let admission = admitted["admission"].as_str().unwrap();
 
-    let response = reserve_admitted(&app, "fan9", &event_id, Some(admission)).await;
+    let response = app
+        .reserve_admitted("fan9", &event_id, Some(admission))
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(app.floor(&event_id).await, (100, 99, 1, 0));
     app.stop().await;
@@ -182,9 +139,9 @@ async fn sold_out_reaches_every_waiting_fan_within_a_second() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(1, None).await;
     let settings = json!({"enabled": true, "admit_per_second": 1, "admission_ttl": 60});
-    room(&app, &event_id, settings).await;
+    app.room(&event_id, settings).await;
     for fan in ["ann", "bob", "cat"] {
-        join(&app, &event_id, fan).await;
+        app.join(&event_id, fan).await;
     }
     let ann = place_until(&app, &event_id, "ann", Duration::from_secs(3), |place| {
         place["status"] == "admitted"
@@ -195,14 +152,16 @@ async fn sold_out_reaches_every_waiting_fan_within_a_second() {
     assert_eq!(first["status"], "waiting");
 
     let admission = ann["admission"].as_str().unwrap();
-    let hold = reserve_admitted(&app, "ann", &event_id, Some(admission)).await;
+    let hold = app
+        .reserve_admitted("ann", &event_id, Some(admission))
+        .await;
     let hold = body(hold).await["reservation_id"]
         .as_str()
         .unwrap()
         .to_owned();
     // Held is not sold out: the hold may come back. Paid, it is. (Cat is third: with one
     // ticket, at most two fans are admitted.)
-    assert_eq!(me(&app, &event_id, "cat").await["status"], "waiting");
+    assert_eq!(app.me(&event_id, "cat").await["status"], "waiting");
     let sold = Instant::now();
     assert_eq!(
         app.confirm("ann", &hold, true).await.status(),
@@ -219,7 +178,7 @@ async fn sold_out_reaches_every_waiting_fan_within_a_second() {
         "{:?}",
         sold.elapsed()
     );
-    assert_eq!(me(&app, &event_id, "cat").await["status"], "sold_out");
+    assert_eq!(app.me(&event_id, "cat").await["status"], "sold_out");
     app.stop().await;
 }
 
@@ -237,7 +196,7 @@ async fn an_event_without_a_room_is_as_before_and_the_page_is_served() {
         app.reserve("ann", &event_id, 1).await.status(),
         StatusCode::CREATED
     );
-    let no_room = join(&app, &event_id, "ann").await;
+    let no_room = app.join(&event_id, "ann").await;
     assert_eq!(
         error_code(no_room, StatusCode::CONFLICT).await,
         "no_waiting_room"
@@ -260,13 +219,13 @@ async fn an_event_without_a_room_is_as_before_and_the_page_is_served() {
     assert!(page.text().await.unwrap().contains("Waiting room"));
 
     // Turned on, then off again: reserving is open to everyone once more.
-    room(&app, &event_id, json!({"enabled": true})).await;
+    app.room(&event_id, json!({"enabled": true})).await;
     let refused = app.reserve("bob", &event_id, 1).await;
     assert_eq!(
         error_code(refused, StatusCode::FORBIDDEN).await,
         "not_admitted"
     );
-    room(&app, &event_id, json!({"enabled": false})).await;
+    app.room(&event_id, json!({"enabled": false})).await;
     assert_eq!(
         app.reserve("bob", &event_id, 1).await.status(),
         StatusCode::CREATED
@@ -281,9 +240,9 @@ async fn every_way_around_the_room_is_refused_and_changes_nothing() {
     let other_event = app.event_with_floor(10, None).await;
     for event in [&event_id, &other_event] {
         let settings = json!({"enabled": true, "admit_per_second": 50, "admission_ttl": 60});
-        room(&app, event, settings).await;
+        app.room(event, settings).await;
     }
-    join(&app, &event_id, "ann").await;
+    app.join(&event_id, "ann").await;
     let ann = place_until(&app, &event_id, "ann", Duration::from_secs(3), |place| {
         place["status"] == "admitted"
     })
@@ -336,7 +295,7 @@ async fn every_way_around_the_room_is_refused_and_changes_nothing() {
         ("a garbled admission", "ann", &event_id, Some("12.zz")),
     ];
     for (case, user, event, admission) in not_admitted {
-        let response = reserve_admitted(&app, user, event, admission).await;
+        let response = app.reserve_admitted(user, event, admission).await;
         attacks
             .refused(case, response, StatusCode::FORBIDDEN, "not_admitted")
             .await;
@@ -375,12 +334,8 @@ async fn every_way_around_the_room_is_refused_and_changes_nothing() {
             "forbidden",
         )
         .await;
-    let response = room(
-        &app,
-        &event_id,
-        json!({"enabled": true, "admit_per_second": 0}),
-    )
-    .await;
+    let settings = json!({"enabled": true, "admit_per_second": 0});
+    let response = app.room(&event_id, settings).await;
     attacks
         .refused(
             "a pace of zero",
@@ -405,7 +360,7 @@ async fn every_way_around_the_room_is_refused_and_changes_nothing() {
             "forbidden",
         )
         .await;
-    let again = join(&app, &event_id, "ann").await;
+    let again = app.join(&event_id, "ann").await;
     let again_status = again.status();
     let again = body(again).await;
     attacks.checked(
@@ -414,7 +369,9 @@ async fn every_way_around_the_room_is_refused_and_changes_nothing() {
     );
     attacks.report().await;
     // The real admission still works: nothing above spent or changed it.
-    let response = reserve_admitted(&app, "ann", &event_id, Some(&admission)).await;
+    let response = app
+        .reserve_admitted("ann", &event_id, Some(&admission))
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     app.stop().await;
 }
