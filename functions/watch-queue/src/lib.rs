@@ -28,6 +28,9 @@ pub const POLL_EVERY: Duration = Duration::from_millis(200);
 /// A stream with nothing new repeats its last event this often, so that proxies and clients
 /// see a live connection.
 pub const RESEND_EVERY: Duration = Duration::from_secs(15);
+/// A waiting fan's new position is pushed at most this often: in a room admitting many fans
+/// a second, each stream then costs one event a second, not one per admit round.
+pub const POSITION_EVERY: Duration = Duration::from_secs(1);
 /// How long a client waits before reconnecting (SSE `retry:`).
 pub const RETRY_MS: u32 = 2_000;
 
@@ -176,22 +179,26 @@ impl Follower {
     ) {
         let _open = OpenStream::new();
         let mut last = self.view(&self.base);
-        let mut id = self.base.mark.version;
+        let mut seen = self.base.mark;
         loop {
-            if events
-                .send(QueueEvent {
-                    id,
-                    view: last.clone(),
-                })
-                .await
-                .is_err()
-                || last.status == QueueStatus::Expired
-            {
+            let event = QueueEvent {
+                id: seen.version,
+                view: last.clone(),
+            };
+            if events.send(event).await.is_err() || last.status == QueueStatus::Expired {
                 return;
             }
-            let resend_at = Instant::now() + RESEND_EVERY;
+            let sent_at = Instant::now();
+            let resend_at = sent_at + RESEND_EVERY;
+            // A new position waits out `POSITION_EVERY` since the last event; a new status
+            // goes at once.
+            let mut pending: Option<QueueView> = None;
             let view = loop {
                 let read_at = self.read_again_at();
+                let flush_at = match pending {
+                    Some(_) => sent_at + POSITION_EVERY,
+                    None => resend_at,
+                };
                 tokio::select! {
                     changed = marks.changed() => {
                         if changed.is_err() {
@@ -204,24 +211,35 @@ impl Follower {
                             None => return,
                         }
                     }
-                    () = tokio::time::sleep_until(resend_at) => break last.clone(),
+                    () = tokio::time::sleep_until(flush_at) => {
+                        break pending.take().unwrap_or_else(|| last.clone());
+                    }
                     () = events.closed() => return,
                     _ = stop.changed() => return,
                 }
                 let Some(mark) = *marks.borrow_and_update() else {
                     return; // The room was turned off.
                 };
-                id = mark.version;
+                let settings_changed = mark.version != seen.version
+                    && (mark.admitted_total, mark.sold_out) == (seen.admitted_total, seen.sold_out);
+                seen = mark;
+                if settings_changed {
+                    match open_room(&self.ctx, self.event).await {
+                        Ok(settings) => self.settings = settings,
+                        Err(_) => return,
+                    }
+                }
                 let next = match self.next(mark) {
-                    Next::Send(view) => view,
-                    Next::ReadAgain => match self.read_again().await {
+                    Next::Send(view) if !settings_changed => view,
+                    _ => match self.read_again().await {
                         Some(view) => view,
                         None => return,
                     },
                 };
-                if next != last {
+                if next.status != last.status {
                     break next;
                 }
+                pending = (next != last).then_some(next);
             };
             last = view;
         }
@@ -234,8 +252,7 @@ impl Follower {
             (QueueStatus::Admitted, _) => self.base.admitted_until,
             // Spread over a second, so that the streams of a room do not all read at once.
             (_, Some(opens_at)) if self.read_before_opening => {
-                let spread = i64::from(self.user.as_str().len() as u32 * 37 % 1000);
-                Some(opens_at + chrono::Duration::milliseconds(spread))
+                Some(opens_at + chrono::Duration::milliseconds(spread_ms(&self.user)))
             }
             _ => None,
         };
@@ -298,4 +315,15 @@ impl Follower {
     fn view(&self, place: &QueuePlace) -> QueueView {
         fan_view(&self.ctx, self.event, &self.user, place, &self.settings)
     }
+}
+
+/// A fan's own point in a second (FNV-1a of their id), to spread the streams' reads.
+fn spread_ms(user: &UserId) -> i64 {
+    let hash = user
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % 1000) as i64
 }
