@@ -323,6 +323,74 @@ async fn the_whole_flow_reaches_postgres() {
     assert_eq!(sold.trim(), "4");
 }
 
+/// The waiting room through the deployed address: set up, join, watch the stream until
+/// admitted, reserve with the admission; without one, 403.
+#[tokio::test]
+#[ignore = "run by infra/compose-test.sh against a running compose stack"]
+async fn a_fan_waits_in_the_room_then_reserves() {
+    let api = Api::from_env();
+    let event_id = api.event_with_floor(10, None).await;
+    let settings = json!({"enabled": true, "admit_per_second": 5, "admission_ttl": 60});
+    let room = format!("/events/{event_id}/waiting-room");
+    let set = api
+        .send(Method::PUT, &room, Some(&api.admin), Some(&settings), None)
+        .await
+        .unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let fan = api.user("room-fan");
+    let joined = api
+        .post(&format!("/events/{event_id}/queue"), &fan, &json!(null))
+        .await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let refused = api.reserve("room-fan", &event_id, 1, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    // The stream, through the gateway where there is one, until the fan is admitted.
+    let mut stream = api
+        .client
+        .get(format!("{}/events/{event_id}/queue/stream", api.base))
+        .bearer_auth(&fan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut seen = String::new();
+    let admitted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            seen.push_str(std::str::from_utf8(&chunk).unwrap());
+            let admitted = seen
+                .lines()
+                .filter_map(|line| line.strip_prefix("data: "))
+                .find_map(|data| {
+                    let place: Value = serde_json::from_str(data).ok()?;
+                    (place["status"] == "admitted").then_some(place)
+                });
+            if let Some(place) = admitted {
+                break place;
+            }
+        }
+    })
+    .await
+    .expect("admitted within 10 s");
+    let admission = admitted["admission"].as_str().unwrap();
+    let held = api
+        .client
+        .post(format!("{}/reserve", api.base))
+        .bearer_auth(&fan)
+        .header("Admission", admission)
+        .json(&json!({"event_id": event_id, "category": "Floor", "qty": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::CREATED);
+    assert_eq!(api.floor(&event_id).await, (10, 9, 1, 0));
+}
+
 /// Sends `request` until it gets an answer that is not the gateway's or the server's "retry
 /// later" (503) nor a lost connection, for at most `within`; counts the retries.
 async fn until_answered<F, Fut>(request: F, within: Duration, retries: &AtomicUsize) -> Answer
