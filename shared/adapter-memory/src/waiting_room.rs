@@ -1,7 +1,7 @@
 //! The waiting room in memory: one lock per process, each method one critical section.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -13,11 +13,11 @@ use domain::waiting_room::{
 };
 use domain::{EventId, UserId};
 
-use crate::lock;
 
 #[derive(Default)]
 pub struct MemoryWaitingRoom {
-    rooms: Mutex<HashMap<EventId, Room>>,
+    /// Read on every `/reserve` (settings) and by every stream's reader (marks).
+    rooms: RwLock<HashMap<EventId, Room>>,
 }
 
 struct Room {
@@ -144,6 +144,17 @@ impl Room {
     }
 }
 
+impl MemoryWaitingRoom {
+    // Every critical section leaves the rooms whole before anything that could panic.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<EventId, Room>> {
+        self.rooms.read().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<EventId, Room>> {
+        self.rooms.write().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
 #[async_trait]
 impl WaitingRoom for MemoryWaitingRoom {
     async fn configure(
@@ -151,7 +162,7 @@ impl WaitingRoom for MemoryWaitingRoom {
         event: EventId,
         settings: &WaitingRoomSettings,
     ) -> Result<(), StoreError> {
-        let mut rooms = lock(&self.rooms);
+        let mut rooms = self.write();
         if !settings.enabled {
             rooms.remove(&event);
             return Ok(());
@@ -163,7 +174,7 @@ impl WaitingRoom for MemoryWaitingRoom {
     }
 
     async fn settings(&self, event: EventId) -> Result<Option<WaitingRoomSettings>, StoreError> {
-        Ok(lock(&self.rooms).get(&event).map(|room| room.settings))
+        Ok(self.read().get(&event).map(|room| room.settings))
     }
 
     async fn join(
@@ -173,7 +184,7 @@ impl WaitingRoom for MemoryWaitingRoom {
         draw: f64,
         now: DateTime<Utc>,
     ) -> Result<Joined, QueueError> {
-        let mut rooms = lock(&self.rooms);
+        let mut rooms = self.write();
         let room = rooms.get_mut(&event).ok_or(QueueError::NoWaitingRoom)?;
         room.open_if_due(now);
         if let Some(place) = room.place(user, now)
@@ -209,18 +220,18 @@ impl WaitingRoom for MemoryWaitingRoom {
         user: &UserId,
         now: DateTime<Utc>,
     ) -> Result<Option<QueuePlace>, QueueError> {
-        let mut rooms = lock(&self.rooms);
+        let mut rooms = self.write();
         let room = rooms.get_mut(&event).ok_or(QueueError::NoWaitingRoom)?;
         room.open_if_due(now);
         Ok(room.place(user, now))
     }
 
     async fn mark(&self, event: EventId) -> Result<Option<RoomMark>, StoreError> {
-        Ok(lock(&self.rooms).get(&event).map(|room| room.mark))
+        Ok(self.read().get(&event).map(|room| room.mark))
     }
 
     async fn rooms(&self) -> Result<Vec<EventId>, StoreError> {
-        Ok(lock(&self.rooms).keys().copied().collect())
+        Ok(self.read().keys().copied().collect())
     }
 
     async fn admit(
@@ -229,7 +240,7 @@ impl WaitingRoom for MemoryWaitingRoom {
         budget: AdmitBudget,
         now: DateTime<Utc>,
     ) -> Result<Admitted, StoreError> {
-        let mut rooms = lock(&self.rooms);
+        let mut rooms = self.write();
         let Some(room) = rooms.get_mut(&event) else {
             return Ok(Admitted::default());
         };
