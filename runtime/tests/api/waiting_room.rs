@@ -51,6 +51,16 @@ async fn reserve_admitted(
     request.send().await.expect("request sent")
 }
 
+/// Whether a `Vary` header of the response names `Accept` (CORS adds its own names).
+fn varies_with_accept(response: &Response) -> bool {
+    response.headers().get_all("vary").iter().any(|vary| {
+        vary.to_str()
+            .unwrap()
+            .split(',')
+            .any(|name| name.trim().eq_ignore_ascii_case("accept"))
+    })
+}
+
 /// Polls the fan's place until `done` says so, for at most `within`.
 async fn place_until(
     app: &TestApp,
@@ -227,11 +237,12 @@ async fn sold_out_reaches_every_waiting_fan_within_a_second() {
 async fn an_event_without_a_room_is_as_before_and_the_page_is_served() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(5, None).await;
-    let shown = body(
-        app.get(&format!("/events/{event_id}/waiting-room"), None)
-            .await,
-    )
-    .await;
+    let shown = app
+        .get(&format!("/events/{event_id}/waiting-room"), None)
+        .await;
+    // The same URL answers JSON or the page: a cache must tell them apart.
+    assert!(varies_with_accept(&shown), "{:?}", shown.headers());
+    let shown = body(shown).await;
     assert_eq!(shown["enabled"], false);
     assert_eq!(
         app.reserve("ann", &event_id, 1).await.status(),
@@ -251,6 +262,7 @@ async fn an_event_without_a_room_is_as_before_and_the_page_is_served() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    assert!(varies_with_accept(&page), "{:?}", page.headers());
     assert!(
         page.headers()["content-type"]
             .to_str()
