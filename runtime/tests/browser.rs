@@ -157,7 +157,8 @@ async fn a_fan_in_the_browser_waits_is_admitted_and_reserves() {
         .unwrap();
     assert_eq!(room.status(), StatusCode::OK);
 
-    let mut browser = Browser::launch("waiting-room", 800, 640).await;
+    // A phone's width: docs/waiting-room.png is the two pictures below, side by side.
+    let mut browser = Browser::launch("waiting-room", 400, 600).await;
     let fan = app.user("browser-fan");
     let page = format!("{}/events/{event_id}/waiting-room#token={fan}", app.base);
     browser.open(&page).await;
