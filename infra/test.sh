@@ -22,7 +22,7 @@ stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
 stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
 stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/api-fuzz.sh
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
-stage "runtime: CORS in headless Chromium (Debian's chromium, installed if missing)" bash -c '
+stage "runtime: CORS and the waiting room page in headless Chromium (Debian's chromium, installed if missing)" bash -c '
     command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null 2>&1 ||
         { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
     cargo test -p ticketd --test browser "$@"' browser "$@"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use domain::{ApiError, Context};
 use domain::{EventId, IdempotencyKey, ReservationId};
 use http::StatusCode;
-use http::header::{ACCEPT, HeaderValue};
+use http::header::{ACCEPT, HeaderValue, VARY};
 
 use crate::readiness::Readiness;
 use watch_queue::RoomWatch;
@@ -108,7 +108,8 @@ pub async fn set_waiting_room(state: Arc<AppState>, request: Request) -> Result 
     Ok(json(StatusCode::OK, &settings))
 }
 
-/// The settings as JSON; to a browser (`Accept: text/html`), the fan's page.
+/// The settings as JSON; to a browser (`Accept: text/html`), the fan's page. Both say they
+/// vary with `Accept`, so that no cache hands the one to whoever asked for the other.
 pub async fn get_waiting_room(state: Arc<AppState>, request: Request) -> Result {
     let event_id = path_id(&request, EventId::parse)?;
     let wants_page = request
@@ -127,10 +128,16 @@ pub async fn get_waiting_room(state: Arc<AppState>, request: Request) -> Result 
                  frame-ancestors 'none'",
             ),
         );
+        page.headers_mut()
+            .insert(VARY, HeaderValue::from_static("accept"));
         return Ok(page);
     }
     let settings = get_waiting_room::get_waiting_room(&state.ctx, event_id).await?;
-    Ok(json(StatusCode::OK, &settings))
+    let mut settings = json(StatusCode::OK, &settings);
+    settings
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("accept"));
+    Ok(settings)
 }
 
 pub async fn join_queue(state: Arc<AppState>, request: Request) -> Result {

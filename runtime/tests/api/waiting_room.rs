@@ -12,6 +12,16 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Attacks, SECRET, TestApp, body, error_code, spawn_app};
 
+/// Whether a `Vary` header of the response names `Accept` (CORS adds its own names).
+fn varies_with_accept(response: &Response) -> bool {
+    response.headers().get_all("vary").iter().any(|vary| {
+        vary.to_str()
+            .unwrap()
+            .split(',')
+            .any(|name| name.trim().eq_ignore_ascii_case("accept"))
+    })
+}
+
 /// Polls the fan's place until `done` says so, for at most `within`.
 async fn place_until(
     app: &TestApp,
@@ -186,11 +196,12 @@ async fn sold_out_reaches_every_waiting_fan_within_a_second() {
 async fn an_event_without_a_room_is_as_before_and_the_page_is_served() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(5, None).await;
-    let shown = body(
-        app.get(&format!("/events/{event_id}/waiting-room"), None)
-            .await,
-    )
-    .await;
+    let shown = app
+        .get(&format!("/events/{event_id}/waiting-room"), None)
+        .await;
+    // The same URL answers JSON or the page: a cache must tell them apart.
+    assert!(varies_with_accept(&shown), "{:?}", shown.headers());
+    let shown = body(shown).await;
     assert_eq!(shown["enabled"], false);
     assert_eq!(
         app.reserve("ann", &event_id, 1).await.status(),
@@ -210,6 +221,7 @@ async fn an_event_without_a_room_is_as_before_and_the_page_is_served() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    assert!(varies_with_accept(&page), "{:?}", page.headers());
     assert!(
         page.headers()["content-type"]
             .to_str()

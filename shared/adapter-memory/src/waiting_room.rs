@@ -13,7 +13,6 @@ use domain::waiting_room::{
 };
 use domain::{EventId, UserId};
 
-
 #[derive(Default)]
 pub struct MemoryWaitingRoom {
     /// Read on every `/reserve` (settings) and by every stream's reader (marks).
@@ -147,11 +146,15 @@ impl Room {
 impl MemoryWaitingRoom {
     // Every critical section leaves the rooms whole before anything that could panic.
     fn read(&self) -> RwLockReadGuard<'_, HashMap<EventId, Room>> {
-        self.rooms.read().unwrap_or_else(|poison| poison.into_inner())
+        self.rooms
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<EventId, Room>> {
-        self.rooms.write().unwrap_or_else(|poison| poison.into_inner())
+        self.rooms
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
