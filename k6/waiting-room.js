@@ -6,7 +6,9 @@
 //   k6 run -e JWT_SECRET=... -e FANS=300 -e STOCK=30 -e VUS=30 k6/waiting-room.js
 //
 // Env: BASE_URL (http://127.0.0.1:8080), JWT_SECRET, FANS (50000), STOCK (500),
-// VUS (min(1000, FANS)), ADMIT_PER_SECOND (100), ADMISSION_TTL (60 s), POLL_MIN_MS (1000),
+// VUS (20; see below), ADMIT_PER_SECOND (100), ADMISSION_TTL (60 s), OPENS_IN (0 s: the
+// room admits at once; more: it opens that long after setup, and fans who joined before are
+// drawn into a random order, as when fans gather before an on-sale), POLL_MIN_MS (1000),
 // POLL_MAX_MS (5000), PROBE_EVERY (100), MAX_WAIT (480 s), P99_MS (50).
 //
 // Fans poll GET /events/{id}/queue/me rather than follow the event stream: k6 has no
@@ -20,7 +22,11 @@
 // API tests.)
 //
 // Each VU plays fans VU-1, VU-1+VUS, ... in turn: first it joins all of them, then it polls
-// each when due, until every one has ended. Every PROBE_EVERY-th fan first tries /reserve
+// each when due, until every one has ended. VUs are not fans but requests in flight: the fans
+// join as fast as k6 can send, whatever VUS is, and where k6 is the bottleneck (it is on a
+// 2-core machine it shares with ticketd) more VUs only queue inside k6, and the latency it
+// measures grows with them (docs/benchmarks.md: /reserve p99 21 ms with 20 VUs, 614 ms with
+// 1,000, every reserve answered by ticketd within 0.5 ms either way). Every PROBE_EVERY-th fan first tries /reserve
 // without an admission and must be refused (403 not_admitted). The run passes only if
 //   - exactly STOCK fans got 201 on /reserve (`reserved`) and paid (`paid`); teardown reads
 //     availability: available 0, held 0, sold STOCK (`final_*`);
@@ -32,7 +38,10 @@
 //     `admissions_unaccounted` == 0): nobody was admitted twice or unseen; and the holds k6
 //     made, each with its fan's admission, are exactly the tickets sold (`holds_unaccounted`
 //     == 0): no hold without an admission;
-//   - p(99) of /reserve (with an admission) is under P99_MS, and of the probes too.
+//   - p(99) of /reserve (with an admission) is under P99_MS, and of the probes too, as k6
+//     measures it; and as ticketd measures it: 99 % of the run's /reserve within 50 ms by its
+//     `http_request_duration_seconds{function="reserve"}` (`server_reserve_within_50ms`).
+//     Where k6 shares the cores with ticketd, its figure counts its own waits for a core too.
 // One ticketd (or a set behind one /metrics) serves the run: the admissions are counted there.
 // A broken threshold makes k6 exit 99.
 
@@ -46,9 +55,10 @@ import {
 
 const FANS = envInt('FANS', 50000);
 const STOCK = envInt('STOCK', 500);
-const VUS = Math.max(1, Math.min(envInt('VUS', 1000), FANS));
+const VUS = Math.max(1, Math.min(envInt('VUS', 20), FANS));
 const ADMIT_PER_SECOND = envInt('ADMIT_PER_SECOND', 100);
 const ADMISSION_TTL = envInt('ADMISSION_TTL', 60);
+const OPENS_IN = envInt('OPENS_IN', 0);
 const POLL_MIN_MS = envInt('POLL_MIN_MS', 1000);
 const POLL_MAX_MS = Math.max(POLL_MIN_MS, envInt('POLL_MAX_MS', 5000));
 const PROBE_EVERY = envInt('PROBE_EVERY', 100);
@@ -74,6 +84,7 @@ const polls = new Counter('polls');
 const admissionsUnaccounted = new Counter('admissions_unaccounted');
 const holdsUnaccounted = new Counter('holds_unaccounted');
 const serverAdmitted = new Gauge('server_admitted');
+const serverReserveWithin50ms = new Gauge('server_reserve_within_50ms');
 const finalAvailable = new Gauge('final_available');
 const finalHeld = new Gauge('final_held');
 const finalSold = new Gauge('final_sold');
@@ -84,7 +95,7 @@ export const options = {
       executor: 'per-vu-iterations',
       vus: VUS,
       iterations: 1,
-      maxDuration: `${MAX_WAIT + 30}s`,
+      maxDuration: `${OPENS_IN + MAX_WAIT + 30}s`,
     },
   },
   thresholds: {
@@ -99,6 +110,7 @@ export const options = {
     final_available: ['value==0'],
     final_held: ['value==0'],
     final_sold: [`value==${STOCK}`],
+    server_reserve_within_50ms: ['value>=0.99'],
     checks: ['rate==1'],
     'http_req_duration{name:reserve}': [`p(99)<${P99_MS}`],
     'http_req_duration{name:reserve-unadmitted}': [`p(99)<${P99_MS}`],
@@ -106,25 +118,38 @@ export const options = {
   summaryTrendStats: SUMMARY_TREND_STATS,
 };
 
-/** ticketd's `waiting_room_admitted_total` of the event, from /metrics (0 before any). */
-function admittedOnServer(eventId) {
+/**
+ * From ticketd's /metrics: `waiting_room_admitted_total` of the event, and how many /reserve
+ * it answered in all and within 50 ms (0 for a series not there yet).
+ */
+function serverCounts(eventId) {
   const res = http.get(`${BASE_URL}/metrics`, params(null, 'metrics', [200]));
   if (res.status !== 200) fail(explain(res, 'GET /metrics'));
-  const line = res.body.split('\n').find((l) => l.startsWith(`waiting_room_admitted_total{event="${eventId}"}`));
-  return line ? Number(line.split(' ').pop()) : 0;
+  const lines = res.body.split('\n');
+  const value = (prefix) => {
+    const line = lines.find((l) => l.startsWith(prefix));
+    return line ? Number(line.split(' ').pop()) : 0;
+  };
+  return {
+    admitted: value(`waiting_room_admitted_total{event="${eventId}"} `),
+    reserves: value('http_request_duration_seconds_count{function="reserve"} '),
+    reservesWithin50ms: value('http_request_duration_seconds_bucket{function="reserve",le="0.05"} '),
+  };
 }
 
 export function setup() {
   warnIfDevSecret();
   const run = runId();
   const { eventId, category } = createEventWithCategory({ name: `k6 waiting room ${run}`, stock: STOCK, maxPerUser: 1 });
+  const room = { enabled: true, admit_per_second: ADMIT_PER_SECOND, admission_ttl: ADMISSION_TTL };
+  if (OPENS_IN > 0) room.opens_at = new Date(Date.now() + OPENS_IN * 1000).toISOString();
   const res = http.put(
     `${BASE_URL}/events/${eventId}/waiting-room`,
-    JSON.stringify({ enabled: true, admit_per_second: ADMIT_PER_SECOND, admission_ttl: ADMISSION_TTL }),
+    JSON.stringify(room),
     params(adminToken(), 'setup', [200]),
   );
   if (res.status !== 200) fail(explain(res, `PUT /events/${eventId}/waiting-room`));
-  return { run, eventId, category, admittedBefore: admittedOnServer(eventId) };
+  return { run, eventId, category, before: serverCounts(eventId) };
 }
 
 let complaints = 0;
@@ -220,7 +245,7 @@ export default function (data) {
     follow(data, fan, res, 'POST queue');
   }
 
-  const giveUp = Date.now() + MAX_WAIT * 1000;
+  const giveUp = Date.now() + (OPENS_IN + MAX_WAIT) * 1000;
   let left = fans.filter((fan) => !fan.ended);
   while (left.length > 0 && Date.now() < giveUp) {
     for (const fan of left) {
@@ -238,9 +263,13 @@ export default function (data) {
 }
 
 export function teardown(data) {
-  const admitted = admittedOnServer(data.eventId) - data.admittedBefore;
+  const after = serverCounts(data.eventId);
+  const admitted = after.admitted - data.before.admitted;
   serverAdmitted.add(admitted);
   admissionsUnaccounted.add(-admitted);
+  const reserves = after.reserves - data.before.reserves;
+  const within = after.reservesWithin50ms - data.before.reservesWithin50ms;
+  serverReserveWithin50ms.add(reserves > 0 ? within / reserves : 0);
   const c = categoryCounters(data.eventId, data.category);
   check(c, { 'availability: category found': (v) => v !== null });
   if (c !== null) {
