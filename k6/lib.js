@@ -100,10 +100,11 @@ export function runId() {
 
 /**
  * Request parameters: bearer token (if any), JSON body, a `name` tag (thresholds and the
- * summary can select one endpoint), and the statuses k6 counts as not failed.
+ * summary can select one endpoint), the statuses k6 counts as not failed, and any other
+ * headers (`Admission`, ...).
  */
-export function params(token, name, expected) {
-  const headers = { 'Content-Type': 'application/json' };
+export function params(token, name, expected, extraHeaders = {}) {
+  const headers = { 'Content-Type': 'application/json', ...extraHeaders };
   if (token) headers.Authorization = `Bearer ${token}`;
   const out = { headers, tags: { name } };
   if (expected) out.responseCallback = http.expectedStatuses(...expected);
@@ -131,11 +132,12 @@ export function explain(res, what) {
   return `${what} -> ${res.status}${res.error ? ` (${res.error})` : ''} ${text}`;
 }
 
-export function reserve(token, eventId, category, qty = 1, expected = [201, 409]) {
+/** POST /reserve; `extra` may carry `headers` (an `Admission`) and a `name` tag of its own. */
+export function reserve(token, eventId, category, qty = 1, expected = [201, 409], extra = {}) {
   return http.post(
     `${BASE_URL}/reserve`,
     JSON.stringify({ event_id: eventId, category, qty }),
-    params(token, 'reserve', expected),
+    params(token, extra.name || 'reserve', expected, extra.headers),
   );
 }
 

@@ -82,7 +82,9 @@ def api(base, path, params):
 def describe(series, values):
     labels = series.get("metric", {})
     name = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))[:60] or "{}"
-    return f"{name} = {values[-1]}"
+    # The largest value too: a gauge that ends at 0 (open streams, a drained queue) had data.
+    peak = max(float(v) for v in values)
+    return f"{name} = {values[-1]} (max {peak:g})"
 
 
 def check(path, base, start, end):

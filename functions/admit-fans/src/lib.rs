@@ -4,19 +4,45 @@
 //! available, and once every category is sold out with no hold left that could return,
 //! the room is marked sold out so every waiting fan hears it at once.
 
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+
 use domain::Context;
 use domain::error::StoreError;
 use domain::waiting_room::{ADMITTED_PER_TICKET, AdmitBudget};
 use domain::{CategoryName, EventId};
-use telemetry::{WAITING_ROOM_ADMITTED, WAITING_ROOM_QUEUED, WAITING_ROOM_WAIT};
+use telemetry::{WAITING_ROOM_ADMITTED, WAITING_ROOM_OPEN, WAITING_ROOM_QUEUED, WAITING_ROOM_WAIT};
+
+/// The rooms this process reports metrics of. A room turned off drops out of them: a queue
+/// that no longer exists must not stay on the dashboard, or look stalled to an alert.
+static REPORTED: LazyLock<Mutex<HashSet<EventId>>> = LazyLock::new(Mutex::default);
 
 /// Runs one admit round in every room; returns how many fans it admitted.
 pub async fn admit_fans(ctx: &Context) -> Result<usize, StoreError> {
+    let rooms = ctx.waiting_room.rooms().await?;
+    forget_rooms_gone(&rooms);
     let mut admitted = 0;
-    for event in ctx.waiting_room.rooms().await? {
+    for event in rooms {
         admitted += admit_in(ctx, event).await?;
     }
     Ok(admitted)
+}
+
+fn forget_rooms_gone(rooms: &[EventId]) {
+    let mut reported = REPORTED.lock().unwrap_or_else(|poison| poison.into_inner());
+    reported.retain(|event| {
+        let on = rooms.contains(event);
+        if !on {
+            let label = event.to_string();
+            let label = [label.as_str()];
+            // An error only says this process never reported that series.
+            let _ = WAITING_ROOM_QUEUED.remove_label_values(&label);
+            let _ = WAITING_ROOM_OPEN.remove_label_values(&label);
+            let _ = WAITING_ROOM_ADMITTED.remove_label_values(&label);
+        }
+        on
+    });
+    reported.extend(rooms.iter().copied());
 }
 
 async fn admit_in(ctx: &Context, event: EventId) -> Result<usize, StoreError> {
@@ -35,17 +61,27 @@ async fn admit_in(ctx: &Context, event: EventId) -> Result<usize, StoreError> {
         // An event with nothing on sale yet is not sold out: its fans wait.
         sold_out: !counts.is_empty() && available == 0 && held == 0,
     };
-    let round = ctx
+    let now = ctx.clock.now();
+    let round = ctx.waiting_room.admit(event, budget, now).await?;
+    // Remembered for a second (`CachedWaitingRoom`): no store call each round.
+    let open = ctx
         .waiting_room
-        .admit(event, budget, ctx.clock.now())
-        .await?;
+        .settings(event)
+        .await?
+        .is_some_and(|settings| settings.is_open(now));
+    let label = event.to_string();
+    let label = [label.as_str()];
     WAITING_ROOM_QUEUED
-        .with_label_values(&[&event.to_string()])
+        .with_label_values(&label)
         .set(i64::try_from(round.queued).unwrap_or(i64::MAX));
+    WAITING_ROOM_OPEN.with_label_values(&label).set(open.into());
     for wait in &round.waits {
         WAITING_ROOM_WAIT.observe(*wait);
     }
-    WAITING_ROOM_ADMITTED.inc_by(round.waits.len() as u64);
+    // Touched even when nobody is admitted: a room that never admits still has a series.
+    WAITING_ROOM_ADMITTED
+        .with_label_values(&label)
+        .inc_by(round.waits.len() as u64);
     if !round.waits.is_empty() {
         tracing::debug!(%event, admitted = round.waits.len(), queued = round.queued, "fans admitted");
     }

@@ -53,10 +53,23 @@ pub static WAITING_ROOM_QUEUED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     .expect(UNIQUE)
 });
 
-pub static WAITING_ROOM_ADMITTED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
+/// By event: one room that stops admitting must show even while another admits.
+pub static WAITING_ROOM_ADMITTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
         "waiting_room_admitted_total",
-        "Fans admitted from a waiting room."
+        "Fans admitted from an event's waiting room.",
+        &["event"]
+    )
+    .expect(UNIQUE)
+});
+
+/// Before `opens_at` a room admits no one by design: alerts on a stalled queue need to know.
+pub static WAITING_ROOM_OPEN: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "waiting_room_open",
+        "1 once an event's waiting room admits in order of arrival (no opens_at, or it has \
+         passed); 0 before opens_at, while joining fans are drawn into a random order.",
+        &["event"]
     )
     .expect(UNIQUE)
 });
