@@ -91,10 +91,31 @@ async fn every_error_response_lists_its_codes_and_the_runtime_keeps_to_them() {
     let app = spawn_app().await;
     let event_id = app.event_with_floor(1, None).await;
     app.hold("ann", &event_id, 1).await;
+    let queue = format!("/events/{event_id}/queue");
+    let no_room = app.post(&queue, Some(&app.user("bob")), &Value::Null).await;
+    let roomed = app.event_with_floor(1, None).await;
+    let settings = serde_json::json!({"enabled": true});
+    let set = app
+        .client
+        .put(app.url(&format!("/events/{roomed}/waiting-room")))
+        .bearer_auth(app.admin())
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::OK);
+    let me = format!("/events/{roomed}/queue/me");
     let answers = [
         ("/reserve", "post", app.reserve("bob", &event_id, 1).await),
         ("/reserve", "post", app.reserve("bob", &event_id, 99).await),
         ("/reserve", "post", app.reserve("bob", "not-an-id", 1).await),
+        ("/reserve", "post", app.reserve("bob", &roomed, 1).await),
+        ("/events/{id}/queue", "post", no_room),
+        (
+            "/events/{id}/queue/me",
+            "get",
+            app.get(&me, Some(&app.user("bob"))).await,
+        ),
     ];
     for (path, method, response) in answers {
         let status = response.status().as_u16().to_string();

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use domain::error::StoreError;
 use domain::waiting_room::{
-    AdmitBudget, Admitted, Joined, QueueError, QueuePlace, QueueStatus, RoomMark, WaitingRoom,
-    WaitingRoomSettings,
+    AdmitBudget, Admitted, Joined, LAPSED_ADMISSION_KEPT_MS, QueueError, QueuePlace, QueueStatus,
+    RoomMark, WaitingRoom, WaitingRoomSettings,
 };
 use domain::{EventId, UserId};
 
@@ -104,7 +104,9 @@ impl Room {
     }
 
     fn admit(&mut self, budget: AdmitBudget, now: DateTime<Utc>) -> Admitted {
-        self.admitted.retain(|_, until| *until > now);
+        let kept = Duration::milliseconds(LAPSED_ADMISSION_KEPT_MS);
+        self.admitted.retain(|_, until| *until + kept > now);
+        let live = self.admitted.values().filter(|until| **until > now).count();
         if self.mark.sold_out != budget.sold_out {
             self.mark.sold_out = budget.sold_out;
             self.mark.version += 1;
@@ -117,9 +119,7 @@ impl Room {
         self.credit = (self.credit + since_last * rate).min(rate);
         let mut admitted = Admitted::default();
         if !budget.sold_out && self.settings.is_open(now) {
-            let room_left = budget
-                .max_admitted
-                .saturating_sub(self.admitted.len() as u64);
+            let room_left = budget.max_admitted.saturating_sub(live as u64);
             let count = (self.credit.floor() as u64)
                 .min(room_left)
                 .min(self.queue.len() as u64);

@@ -7,8 +7,8 @@ use redis::Script;
 
 use domain::error::StoreError;
 use domain::waiting_room::{
-    AdmissionTtl, AdmitBudget, AdmitRate, Admitted, Joined, QueueError, QueuePlace, QueueStatus,
-    RoomMark, WaitingRoom, WaitingRoomSettings,
+    AdmissionTtl, AdmitBudget, AdmitRate, Admitted, Joined, LAPSED_ADMISSION_KEPT_MS, QueueError,
+    QueuePlace, QueueStatus, RoomMark, WaitingRoom, WaitingRoomSettings,
 };
 use domain::{EventId, UserId};
 
@@ -223,6 +223,7 @@ impl WaitingRoom for RedisStockStore {
         let args = [
             budget.max_admitted.to_string(),
             u8::from(budget.sold_out).to_string(),
+            LAPSED_ADMISSION_KEPT_MS.to_string(),
         ];
         let reply: Vec<i64> = self
             .room_script(&self.room_scripts.admit, event, &args)

@@ -9,7 +9,8 @@ use std::time::Duration as StdDuration;
 use adapter_memory::MemoryWaitingRoom;
 use chrono::{Duration, Utc};
 use domain::waiting_room::{
-    AdmissionTtl, AdmitBudget, AdmitRate, QueueError, QueueStatus, WaitingRoom, WaitingRoomSettings,
+    AdmissionTtl, AdmitBudget, AdmitRate, LAPSED_ADMISSION_KEPT_MS, QueueError, QueueStatus,
+    WaitingRoom, WaitingRoomSettings,
 };
 use domain::{EventId, UserId};
 
@@ -240,18 +241,24 @@ contract!(
     turning_the_room_off_empties_it,
 );
 
-/// A lapsed admission reads as such, and joining again queues the fan at the back. On the
-/// memory store, whose clock the test moves.
+/// A lapsed admission reads as such, even after admit rounds (which no longer count it), and
+/// joining again queues the fan at the back. On the memory store, whose clock the test moves.
 #[tokio::test]
 async fn a_lapsed_admission_sends_the_fan_to_the_back() {
     let store = memory();
     let now = Utc::now();
     let event = room(&*store, settings(1)).await;
-    for name in ["ann", "bob"] {
+    for name in ["ann", "bob", "cat"] {
         store.join(event, &fan(name), 0.5, now).await.unwrap();
     }
-    store.admit(event, OPEN, now).await.unwrap();
+    let one = AdmitBudget {
+        max_admitted: 1,
+        sold_out: false,
+    };
+    store.admit(event, one, now).await.unwrap();
     let later = now + Duration::seconds(61);
+    let round = store.admit(event, one, later).await.unwrap();
+    assert_eq!(round.waits.len(), 1, "a lapsed admission holds no one back");
     let ann = store
         .place(event, &fan("ann"), later)
         .await
@@ -264,6 +271,55 @@ async fn a_lapsed_admission_sends_the_fan_to_the_back() {
         (again.place.status, again.place.position),
         (QueueStatus::Waiting, 2)
     );
+    // Long after its deadline, a lapsed admission is forgotten.
+    let much_later = later + Duration::seconds(61);
+    store.admit(event, one, much_later).await.unwrap();
+    let forgotten = much_later + Duration::milliseconds(LAPSED_ADMISSION_KEPT_MS);
+    store.admit(event, OPEN, forgotten).await.unwrap();
+    assert!(
+        store
+            .place(event, &fan("bob"), forgotten)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// The same on Redis, whose clock the test cannot move: an admission is made to have lapsed
+/// by moving its deadline back in the room's sorted set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_admission_reads_as_such_after_admit_rounds_on_redis() {
+    let store = common::redis().await;
+    let event = room(&*store, settings(100)).await;
+    for name in ["ann", "bob"] {
+        store
+            .join(event, &fan(name), 0.5, Utc::now())
+            .await
+            .unwrap();
+    }
+    let one = AdmitBudget {
+        max_admitted: 1,
+        sold_out: false,
+    };
+    store.admit(event, one, Utc::now()).await.unwrap();
+    assert_eq!(status(&*store, event, "ann").await.0, QueueStatus::Admitted);
+    let lapsed = Utc::now().timestamp_millis() - 5_000;
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("wr:{{{event}}}:admitted"))
+        .arg(lapsed)
+        .arg("ann")
+        .query_async(&mut common::raw().await)
+        .await
+        .unwrap();
+    let round = store.admit(event, one, Utc::now()).await.unwrap();
+    assert_eq!(round.waits.len(), 1, "a lapsed admission holds no one back");
+    assert_eq!(status(&*store, event, "ann").await.0, QueueStatus::Expired);
+    let again = store
+        .join(event, &fan("ann"), 0.5, Utc::now())
+        .await
+        .unwrap();
+    assert!(again.created);
+    assert_eq!(again.place.status, QueueStatus::Waiting);
 }
 
 /// Two stores on one Redis (two processes) running admit rounds at once share one pace and

@@ -40,6 +40,11 @@ bounded_count!(
 /// whole `admission_ttl`; more would let through fans who mostly find nothing left.
 pub const ADMITTED_PER_TICKET: u32 = 2;
 
+/// How long a lapsed admission is remembered past its deadline (ms). Meanwhile the fan is told
+/// `expired`, and may join again at the back, rather than that they are not in the queue: a
+/// stream, a poll or a reconnect a moment late still hears it. It counts against nothing.
+pub const LAPSED_ADMISSION_KEPT_MS: i64 = 10 * 60 * 1000;
+
 /// The waiting room of one event, as an admin sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,8 +190,9 @@ pub trait WaitingRoom: Send + Sync {
     async fn mark(&self, event: EventId) -> Result<Option<RoomMark>, StoreError>;
     /// The events whose room is on.
     async fn rooms(&self) -> Result<Vec<EventId>, StoreError>;
-    /// Forgets lapsed admissions, then admits the fans at the head of the queue, as many as
-    /// the pace and `budget` allow. Rounds from several processes share the pace.
+    /// Forgets admissions lapsed for `LAPSED_ADMISSION_KEPT_MS`, then admits the fans at the
+    /// head of the queue, as many as the pace and `budget` allow. Rounds from several processes
+    /// share the pace.
     async fn admit(
         &self,
         event: EventId,
