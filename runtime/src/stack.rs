@@ -101,6 +101,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
             reservation_ttl: ttl,
             reserve_rate_limit: settings.reserve_rate_limit(),
             finished_hold_retention: retention,
+            sold_out_hints: Arc::default(),
         },
         events,
         relay,

@@ -1,11 +1,12 @@
 //! `POST /reserve` (user): holds tickets until a deadline, in one atomic step of the stock
-//! store. The hot path: one store call, nothing else awaited.
+//! store. The hot path: one store call, nothing else awaited; none at all in a category the
+//! store said a moment ago was sold out (see `domain::sold_out`).
 
 use domain::Context;
 use domain::contracts::{HoldRequest, ReservationChange, ReserveError};
 use domain::{CategoryName, EventId, IdempotencyKey, Qty, UserId};
 use serde::Deserialize;
-use telemetry::{FAILED_RESERVATIONS, RESERVATIONS};
+use telemetry::{FAILED_RESERVATIONS, RESERVATIONS, SOLD_OUT_RESERVATIONS};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,11 +29,24 @@ pub async fn reserve(
     input: ReserveInput,
 ) -> Result<ReservationChange, ReserveError> {
     let now = ctx.clock.now();
+    let ReserveRequest {
+        event_id,
+        category,
+        qty,
+    } = input.request;
+    // Once a category is sold out, the herd that follows is answered from what the store said
+    // a moment ago. Not a request with an Idempotency-Key: it may repeat one that was held,
+    // and only the store can give that hold back.
+    let hints = &ctx.sold_out_hints;
+    if input.idempotency_key.is_none() && hints.is_sold_out(event_id, &category, qty, now) {
+        SOLD_OUT_RESERVATIONS.inc();
+        return Err(ReserveError::SoldOut);
+    }
     let hold = HoldRequest {
-        event_id: input.request.event_id,
-        category: input.request.category,
+        event_id,
+        category: category.clone(),
         user: input.user,
-        qty: input.request.qty,
+        qty,
         idempotency_key: input.idempotency_key,
         rate_limit: ctx.reserve_rate_limit,
         now,
@@ -42,6 +56,11 @@ pub async fn reserve(
     match &result {
         Ok(change) if change.changed => RESERVATIONS.inc(),
         Ok(_) => {}
+        // Counted whether the store or the hint answered it.
+        Err(ReserveError::SoldOut) => {
+            hints.refused(event_id, &category, qty, now);
+            SOLD_OUT_RESERVATIONS.inc();
+        }
         Err(err) => FAILED_RESERVATIONS.with_label_values(&[reason(err)]).inc(),
     }
     result

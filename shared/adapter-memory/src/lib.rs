@@ -44,6 +44,7 @@ impl Embedded {
             reservation_ttl,
             reserve_rate_limit: None,
             finished_hold_retention: DEFAULT_FINISHED_HOLD_RETENTION,
+            sold_out_hints: Arc::default(),
         };
         Self {
             context,

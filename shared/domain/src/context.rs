@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use crate::clock::Clock;
 use crate::contracts::{Catalogue, RateLimit, ReservationStore, StockStore};
+use crate::sold_out::SoldOutHints;
 
 /// What a function gets besides its input: the contracts it may call.
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct Context {
     pub reserve_rate_limit: Option<RateLimit>,
     /// How long the stock store keeps a finished hold once the reservation store has it.
     pub finished_hold_retention: Duration,
+    /// This process's recent sold-out answers from the stock store, shared by its requests.
+    pub sold_out_hints: Arc<SoldOutHints>,
 }
 
 /// The default of `finished_hold_retention`: a hold lasts 10 minutes by default, and a

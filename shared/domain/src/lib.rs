@@ -54,6 +54,7 @@ pub mod dependency;
 pub mod error;
 mod ids;
 mod reservation;
+pub mod sold_out;
 mod stock;
 
 pub use caller::{Caller, Role};
@@ -64,6 +65,7 @@ pub use ids::{EventId, ReservationId, UserId};
 pub use reservation::{
     IdempotencyKey, MAX_QTY_PER_REQUEST, Qty, Reservation, ReservationEvent, ReservationStatus,
 };
+pub use sold_out::SoldOutHints;
 pub use stock::StockCounts;
 
 pub use context::Context;

@@ -1,0 +1,249 @@
+//! What this process last heard the stock store say about sold-out categories, so that the
+//! herd arriving after a sell-out is answered without a store round trip.
+//!
+//! A hint is only ever a short-lived copy of a store answer: "a request for `qty` tickets was
+//! refused at `at`". It lives [`SOLD_OUT_HINT_LIFETIME`], so stock that comes back (a cancel, an
+//! expired hold) is seen by every process within that time with no message between processes,
+//! and each process asks the store at most about once a lifetime per category.
+
+use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::{CategoryName, EventId, Qty};
+
+/// How long a store's "sold out" is believed: under the 250 ms in which returning stock must
+/// be seen everywhere, with room for the store call that refreshes it.
+pub const SOLD_OUT_HINT_LIFETIME: Duration = Duration::milliseconds(200);
+
+/// Below this many categories the map is never swept.
+const SWEEP_FLOOR: usize = 64;
+
+/// Recent sold-out answers, by category. Reads (every reserve) share a lock; writes happen
+/// only when the store refuses, which the hint itself makes rare.
+pub struct SoldOutHints {
+    lifetime: Duration,
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    hints: HashMap<EventId, HashMap<CategoryName, Hint>>,
+    /// Categories held in `hints`, and how many there may be before the stale ones are swept:
+    /// twice what a sweep left, so sweeping costs O(1) a write on average.
+    len: usize,
+    sweep_at: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Hint {
+    /// The smallest quantity refused: fewer may still be there, so they still ask the store.
+    smallest_refused: Qty,
+    /// When the store refused it.
+    at: DateTime<Utc>,
+}
+
+impl Hint {
+    /// Live from `at` for the lifetime; a clock set back before `at` ends it too, so a hint
+    /// can never outlive its lifetime.
+    fn is_live(&self, now: DateTime<Utc>, lifetime: Duration) -> bool {
+        self.at <= now && now - self.at < lifetime
+    }
+}
+
+impl Default for SoldOutHints {
+    fn default() -> Self {
+        Self::new(SOLD_OUT_HINT_LIFETIME)
+    }
+}
+
+impl SoldOutHints {
+    pub fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            state: RwLock::new(State {
+                sweep_at: SWEEP_FLOOR,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// How long a hint is believed.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Whether the store refused `qty` or fewer tickets of this category less than a lifetime
+    /// before `now`: then a request for `qty` would be refused too.
+    pub fn is_sold_out(
+        &self,
+        event: EventId,
+        category: &CategoryName,
+        qty: Qty,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let state = self.read();
+        let Some(hint) = state
+            .hints
+            .get(&event)
+            .and_then(|names| names.get(category))
+        else {
+            return false;
+        };
+        qty >= hint.smallest_refused && hint.is_live(now, self.lifetime)
+    }
+
+    /// Records that the store refused `qty` tickets of this category at `now`. A live hint of
+    /// as few or fewer tickets says as much and is kept.
+    pub fn refused(&self, event: EventId, category: &CategoryName, qty: Qty, now: DateTime<Utc>) {
+        let new = Hint {
+            smallest_refused: qty,
+            at: now,
+        };
+        let replaces = |old: &Hint| qty < old.smallest_refused || !old.is_live(now, self.lifetime);
+        // Most refusals come from requests that were already in flight when the first one set
+        // the hint: a read lock tells them there is nothing to add.
+        let needs_write = match self
+            .read()
+            .hints
+            .get(&event)
+            .and_then(|names| names.get(category))
+        {
+            Some(old) => replaces(old),
+            None => true,
+        };
+        if !needs_write {
+            return;
+        }
+        let mut state = self.write();
+        let State {
+            hints,
+            len,
+            sweep_at,
+        } = &mut *state;
+        let names = hints.entry(event).or_default();
+        match names.get_mut(category) {
+            Some(old) if replaces(old) => *old = new,
+            Some(_) => {}
+            None => {
+                names.insert(category.clone(), new);
+                *len += 1;
+            }
+        }
+        if *len >= *sweep_at {
+            hints.retain(|_, names| {
+                names.retain(|_, hint| hint.is_live(now, self.lifetime));
+                !names.is_empty()
+            });
+            *len = hints.values().map(HashMap::len).sum();
+            *sweep_at = (*len * 2).max(SWEEP_FLOOR);
+        }
+    }
+
+    /// Categories with a hint, live or not yet swept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.read().len
+    }
+
+    // A panic never leaves `State` half-changed (the sweep recounts `len`), so a poisoned lock
+    // is still good to use.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn start() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn qty(n: i64) -> Qty {
+        Qty::new(n).unwrap()
+    }
+
+    fn floor() -> CategoryName {
+        CategoryName::parse("Floor").unwrap()
+    }
+
+    #[test]
+    fn a_refusal_covers_as_many_or_more_for_its_lifetime() {
+        let hints = SoldOutHints::default();
+        let (event, floor, t0) = (EventId::generate(), floor(), start());
+        assert!(!hints.is_sold_out(event, &floor, qty(1), t0));
+
+        hints.refused(event, &floor, qty(4), t0);
+
+        assert!(hints.is_sold_out(event, &floor, qty(4), t0));
+        assert!(hints.is_sold_out(event, &floor, qty(9), t0 + Duration::milliseconds(199)));
+        assert!(!hints.is_sold_out(event, &floor, qty(3), t0));
+        assert!(!hints.is_sold_out(event, &floor, qty(4), t0 + SOLD_OUT_HINT_LIFETIME));
+        let other = CategoryName::parse("Balcony").unwrap();
+        assert!(!hints.is_sold_out(event, &other, qty(4), t0));
+        assert!(!hints.is_sold_out(EventId::generate(), &floor, qty(4), t0));
+    }
+
+    #[test]
+    fn a_smaller_refusal_widens_the_hint_and_a_larger_one_does_not() {
+        let hints = SoldOutHints::default();
+        let (event, floor, t0) = (EventId::generate(), floor(), start());
+        hints.refused(event, &floor, qty(4), t0);
+        hints.refused(event, &floor, qty(6), t0 + Duration::milliseconds(10));
+        assert!(!hints.is_sold_out(event, &floor, qty(3), t0));
+
+        let t1 = t0 + Duration::milliseconds(150);
+        hints.refused(event, &floor, qty(2), t1);
+
+        assert!(hints.is_sold_out(event, &floor, qty(2), t1));
+        // Renewed from the later refusal.
+        assert!(hints.is_sold_out(event, &floor, qty(4), t0 + Duration::milliseconds(300)));
+        assert!(!hints.is_sold_out(event, &floor, qty(2), t1 + SOLD_OUT_HINT_LIFETIME));
+    }
+
+    #[test]
+    fn a_stale_hint_is_replaced_by_any_refusal() {
+        let hints = SoldOutHints::default();
+        let (event, floor, t0) = (EventId::generate(), floor(), start());
+        hints.refused(event, &floor, qty(1), t0);
+        let later = t0 + Duration::seconds(1);
+
+        hints.refused(event, &floor, qty(5), later);
+
+        assert!(hints.is_sold_out(event, &floor, qty(5), later));
+        assert!(!hints.is_sold_out(event, &floor, qty(4), later));
+    }
+
+    #[test]
+    fn a_clock_set_back_ends_a_hint() {
+        let hints = SoldOutHints::default();
+        let (event, floor, t0) = (EventId::generate(), floor(), start());
+        hints.refused(event, &floor, qty(1), t0);
+        assert!(!hints.is_sold_out(event, &floor, qty(1), t0 - Duration::hours(1)));
+    }
+
+    #[test]
+    fn stale_hints_are_swept_as_the_map_grows() {
+        let hints = SoldOutHints::default();
+        let floor = floor();
+        let mut now = start();
+        for _ in 0..10 * SWEEP_FLOOR {
+            hints.refused(EventId::generate(), &floor, qty(1), now);
+            now += SOLD_OUT_HINT_LIFETIME;
+        }
+        assert!(hints.len() <= SWEEP_FLOOR, "{} hints kept", hints.len());
+    }
+}
