@@ -151,7 +151,7 @@ async fn run(
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(access_log())
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(cors(&settings.cors_allowed_origins))
+        .option_layer(cors(&settings.cors_allowed_origins))
         .service(router(&settings, state, jwt));
     let limits = ConnectionLimits {
         max_connections: settings.max_connections,
