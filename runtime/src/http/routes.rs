@@ -161,7 +161,7 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
                 response.extensions_mut().insert(template);
                 response
             })
-            .layer(MetricsLayer::new(route.function))
+            .layer(MetricsLayer::new(route.function, &route.method))
             .layer(ErrorsLayer)
             .load_shed()
             .layer(limit.clone())
