@@ -40,8 +40,8 @@ pub async fn get_availability(state: Arc<AppState>, request: Request) -> Result 
     Ok(json(StatusCode::OK, &availability))
 }
 
-pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
-    let user = caller(&request)?.user;
+pub async fn reserve(state: Arc<AppState>, mut request: Request) -> Result {
+    let user = caller(&mut request)?.user;
     let idempotency_key = request
         .headers()
         .get("idempotency-key")
@@ -63,15 +63,15 @@ pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
     Ok(json(StatusCode::CREATED, &change.reservation))
 }
 
-pub async fn confirm(state: Arc<AppState>, request: Request) -> Result {
-    let user = caller(&request)?.user;
+pub async fn confirm(state: Arc<AppState>, mut request: Request) -> Result {
+    let user = caller(&mut request)?.user;
     let request = json_body(request, state.body_limit).await?;
     let change = confirm::confirm(&state.ctx, confirm::ConfirmInput { user, request }).await?;
     Ok(json(StatusCode::OK, &change.reservation))
 }
 
-pub async fn get_reservation(state: Arc<AppState>, request: Request) -> Result {
-    let caller = caller(&request)?;
+pub async fn get_reservation(state: Arc<AppState>, mut request: Request) -> Result {
+    let caller = caller(&mut request)?;
     let id = path_id(&request, ReservationId::parse)?;
     let reservation = get_reservation::get_reservation(&state.ctx, &caller, id).await?;
     Ok(json(StatusCode::OK, &reservation))
