@@ -10,12 +10,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{ConnectionLimits, router, serve_connections};
-use crate::layers::access_log::access_log;
+use crate::layers::access_log::{MakeRequestUuid, access_log};
 use crate::layers::cors::cors;
 use crate::readiness::Readiness;
 use crate::stack::{MemoryStores, Stack, assemble};
