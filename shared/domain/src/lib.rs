@@ -52,6 +52,7 @@ pub mod context;
 pub mod contracts;
 pub mod dependency;
 pub mod error;
+pub mod fast_hash;
 mod ids;
 mod reservation;
 pub mod sold_out;

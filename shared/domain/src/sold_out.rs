@@ -11,6 +11,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::fast_hash::BuildFastHasher;
 use crate::{CategoryName, EventId, Qty};
 
 /// How long a store's "sold out" is believed: under the 250 ms in which returning stock must
@@ -27,9 +28,12 @@ pub struct SoldOutHints {
     state: RwLock<State>,
 }
 
+/// Hashed fast: a hint is stored only for a category the store refused, so it exists.
+type Map<K, V> = HashMap<K, V, BuildFastHasher>;
+
 #[derive(Default)]
 struct State {
-    hints: HashMap<EventId, HashMap<CategoryName, Hint>>,
+    hints: Map<EventId, Map<CategoryName, Hint>>,
     /// Categories held in `hints`, and how many there may be before the stale ones are swept:
     /// twice what a sweep left, so sweeping costs O(1) a write on average.
     len: usize,
@@ -136,7 +140,7 @@ impl SoldOutHints {
                 names.retain(|_, hint| hint.is_live(now, self.lifetime));
                 !names.is_empty()
             });
-            *len = hints.values().map(HashMap::len).sum();
+            *len = hints.values().map(Map::len).sum();
             *sweep_at = (*len * 2).max(SWEEP_FLOOR);
         }
     }
