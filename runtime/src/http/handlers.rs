@@ -5,7 +5,7 @@ use std::sync::Arc;
 use domain::{ApiError, Context};
 use domain::{EventId, IdempotencyKey, ReservationId};
 use http::StatusCode;
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
 
 use crate::readiness::Readiness;
 
@@ -20,6 +20,9 @@ pub struct AppState {
 }
 
 type Result = std::result::Result<Response, ApiError>;
+
+/// A constant, so that reading it is a lookup, not a parse of the name first.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 pub async fn create_event(state: Arc<AppState>, request: Request) -> Result {
     let input = json_body(request, state.body_limit).await?;
@@ -44,7 +47,7 @@ pub async fn reserve(state: Arc<AppState>, mut request: Request) -> Result {
     let user = caller(&mut request)?.user;
     let idempotency_key = request
         .headers()
-        .get("idempotency-key")
+        .get(IDEMPOTENCY_KEY)
         .map(|value| {
             let raw = value
                 .to_str()
