@@ -54,7 +54,10 @@ pub async fn reserve(
     };
     let result = ctx.stock.reserve(hold).await;
     match &result {
-        Ok(change) if change.changed => RESERVATIONS.inc(),
+        Ok(change) if change.changed => {
+            hints.held(event_id, &category, qty);
+            RESERVATIONS.inc();
+        }
         Ok(_) => {}
         // Counted whether the store or the hint answered it.
         Err(ReserveError::SoldOut) => {

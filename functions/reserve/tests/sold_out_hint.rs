@@ -245,3 +245,34 @@ async fn fewer_tickets_than_were_refused_still_ask_the_store() {
     assert_eq!(hinted.store_calls(), 6);
     assert_eq!(hinted.stack.counts(event_id).await.available, 0);
 }
+
+#[tokio::test]
+async fn a_due_hint_is_checked_by_one_request_and_a_new_hold_ends_it() {
+    let hinted = Hinted::new(600);
+    let (event_id, _) = hinted.stack.category(3, None).await;
+    let held = hinted.reserve("ann", event_id, 3, None).await.unwrap();
+    let refused = hinted.reserve("bob", event_id, 1, None).await;
+    assert!(matches!(refused, Err(ReserveError::SoldOut)));
+
+    // Due: the first request asks the store again (still sold out), the herd does not.
+    hinted.stack.clock.advance(SOLD_OUT_HINT_LIFETIME);
+    for fan in 0..10 {
+        let refused = hinted
+            .reserve(&format!("fan-{fan}"), event_id, 1, None)
+            .await;
+        assert!(matches!(refused, Err(ReserveError::SoldOut)), "{refused:?}");
+    }
+    assert_eq!(hinted.store_calls(), 3);
+
+    // Tickets come back. Once the hint is due, the one who asks holds one and the hint ends,
+    // so the next fans ask the store too and get the rest.
+    hinted.cancel(&held.reservation).await;
+    hinted.stack.clock.advance(SOLD_OUT_HINT_LIFETIME);
+    for fan in ["cat", "dan", "eve"] {
+        hinted.reserve(fan, event_id, 1, None).await.unwrap();
+    }
+    let after = hinted.reserve("fay", event_id, 1, None).await;
+
+    assert!(matches!(after, Err(ReserveError::SoldOut)));
+    assert_eq!(hinted.store_calls(), 7);
+}

@@ -2,11 +2,15 @@
 //! herd arriving after a sell-out is answered without a store round trip.
 //!
 //! A hint is only ever a short-lived copy of a store answer: "a request for `qty` tickets was
-//! refused at `at`". It lives [`SOLD_OUT_HINT_LIFETIME`], so stock that comes back (a cancel, an
-//! expired hold) is seen by every process within that time with no message between processes,
-//! and each process asks the store at most about once a lifetime per category.
+//! refused at `at`". It is believed for [`SOLD_OUT_HINT_LIFETIME`]; then one request asks the
+//! store again while the others keep the old answer for at most [`RECHECK_GRACE`] more, so
+//! the herd does not rush the store together each time a hint is due. Stock that comes back
+//! (a cancel, an expired hold) is seen by every process within 225 ms with no message between
+//! processes, and each process asks the store about once a lifetime per sold-out category.
+//! A new hold of as many tickets as were refused ends the hint at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Duration, Utc};
@@ -17,6 +21,10 @@ use crate::{CategoryName, EventId, Qty};
 /// How long a store's "sold out" is believed: under the 250 ms in which returning stock must
 /// be seen everywhere, with room for the store call that refreshes it.
 pub const SOLD_OUT_HINT_LIFETIME: Duration = Duration::milliseconds(200);
+
+/// How long the other requests keep a hint that is due while one request asks the store again:
+/// about a store round trip, with a wide margin. With the lifetime, under 250 ms.
+pub const RECHECK_GRACE: Duration = Duration::milliseconds(25);
 
 /// Below this many categories the map is never swept.
 const SWEEP_FLOOR: usize = 64;
@@ -40,15 +48,53 @@ struct State {
     sweep_at: usize,
 }
 
-#[derive(Clone, Copy)]
 struct Hint {
     /// The smallest quantity refused: fewer may still be there, so they still ask the store.
     smallest_refused: Qty,
     /// When the store refused it.
     at: DateTime<Utc>,
+    /// When a request last set out to ask the store again, in microseconds since the epoch
+    /// (`NOT_ASKING`: none since `at`).
+    asking_since: AtomicI64,
 }
 
+const NOT_ASKING: i64 = i64::MIN;
+
 impl Hint {
+    fn new(smallest_refused: Qty, at: DateTime<Utc>) -> Self {
+        Self {
+            smallest_refused,
+            at,
+            asking_since: AtomicI64::new(NOT_ASKING),
+        }
+    }
+
+    /// Whether a request for `qty` at `now` is answered from this hint: while it is live, and
+    /// once it is due, unless this request is the one to ask the store again.
+    fn answers(&self, qty: Qty, now: DateTime<Utc>, lifetime: Duration) -> bool {
+        if qty < self.smallest_refused || now < self.at {
+            return false;
+        }
+        if now - self.at < lifetime {
+            return true;
+        }
+        let now_micros = now.timestamp_micros();
+        let asking = self.asking_since.load(Ordering::Relaxed);
+        let grace = RECHECK_GRACE.num_microseconds().unwrap_or(i64::MAX);
+        if asking != NOT_ASKING && (asking..asking.saturating_add(grace)).contains(&now_micros) {
+            return true;
+        }
+        // Due, and nobody asking (or the one who did has not come back): this request asks,
+        // unless another one took the turn first.
+        let turn = self.asking_since.compare_exchange(
+            asking,
+            now_micros,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        turn.is_err()
+    }
+
     /// Live from `at` for the lifetime; a clock set back before `at` ends it too, so a hint
     /// can never outlive its lifetime.
     fn is_live(&self, now: DateTime<Utc>, lifetime: Duration) -> bool {
@@ -78,8 +124,9 @@ impl SoldOutHints {
         self.lifetime
     }
 
-    /// Whether the store refused `qty` or fewer tickets of this category less than a lifetime
-    /// before `now`: then a request for `qty` would be refused too.
+    /// Whether a request for `qty` tickets at `now` is answered "sold out" without asking the
+    /// store: the store refused as few or fewer less than a lifetime ago, or the hint is due
+    /// and another request is asking the store again. `false` for the one request that asks.
     pub fn is_sold_out(
         &self,
         event: EventId,
@@ -95,16 +142,13 @@ impl SoldOutHints {
         else {
             return false;
         };
-        qty >= hint.smallest_refused && hint.is_live(now, self.lifetime)
+        hint.answers(qty, now, self.lifetime)
     }
 
     /// Records that the store refused `qty` tickets of this category at `now`. A live hint of
     /// as few or fewer tickets says as much and is kept.
     pub fn refused(&self, event: EventId, category: &CategoryName, qty: Qty, now: DateTime<Utc>) {
-        let new = Hint {
-            smallest_refused: qty,
-            at: now,
-        };
+        let new = || Hint::new(qty, now);
         let replaces = |old: &Hint| qty < old.smallest_refused || !old.is_live(now, self.lifetime);
         // Most refusals come from requests that were already in flight when the first one set
         // the hint: a read lock tells them there is nothing to add.
@@ -128,10 +172,10 @@ impl SoldOutHints {
         } = &mut *state;
         let names = hints.entry(event).or_default();
         match names.get_mut(category) {
-            Some(old) if replaces(old) => *old = new,
+            Some(old) if replaces(old) => *old = new(),
             Some(_) => {}
             None => {
-                names.insert(category.clone(), new);
+                names.insert(category.clone(), new());
                 *len += 1;
             }
         }
@@ -142,6 +186,32 @@ impl SoldOutHints {
             });
             *len = hints.values().map(Map::len).sum();
             *sweep_at = (*len * 2).max(SWEEP_FLOOR);
+        }
+    }
+
+    /// Records that the store just held `qty` tickets of this category: a hint that as many
+    /// were refused is wrong now, and goes.
+    pub fn held(&self, event: EventId, category: &CategoryName, qty: Qty) {
+        let contradicted = |hint: &Hint| hint.smallest_refused <= qty;
+        let found = self
+            .read()
+            .hints
+            .get(&event)
+            .and_then(|names| names.get(category))
+            .is_some_and(contradicted);
+        if !found {
+            return;
+        }
+        let mut state = self.write();
+        let Some(names) = state.hints.get_mut(&event) else {
+            return;
+        };
+        if names.get(category).is_some_and(contradicted) {
+            names.remove(category);
+            if names.is_empty() {
+                state.hints.remove(&event);
+            }
+            state.len -= 1;
         }
     }
 
@@ -229,6 +299,41 @@ mod tests {
 
         assert!(hints.is_sold_out(event, &floor, qty(5), later));
         assert!(!hints.is_sold_out(event, &floor, qty(4), later));
+    }
+
+    #[test]
+    fn a_due_hint_sends_one_request_to_the_store_and_answers_the_rest() {
+        let hints = SoldOutHints::default();
+        let (event, floor, t0) = (EventId::generate(), floor(), start());
+        hints.refused(event, &floor, qty(1), t0);
+        let due = t0 + SOLD_OUT_HINT_LIFETIME;
+
+        let asks = !hints.is_sold_out(event, &floor, qty(1), due);
+        let others = (1..10)
+            .all(|ms| hints.is_sold_out(event, &floor, qty(1), due + Duration::milliseconds(ms)));
+        // The one who asked never came back (a store error, say): after the grace, another asks.
+        let asks_again = !hints.is_sold_out(event, &floor, qty(1), due + RECHECK_GRACE);
+
+        assert!(asks && others && asks_again);
+        assert!(hints.is_sold_out(event, &floor, qty(1), due + RECHECK_GRACE));
+        // Its answer renews the hint.
+        let renewed = due + RECHECK_GRACE + Duration::milliseconds(1);
+        hints.refused(event, &floor, qty(1), renewed);
+        assert!(hints.is_sold_out(event, &floor, qty(1), renewed + Duration::milliseconds(199)));
+    }
+
+    #[test]
+    fn a_hold_of_as_many_as_were_refused_ends_the_hint() {
+        let hints = SoldOutHints::default();
+        let (event, floor, t0) = (EventId::generate(), floor(), start());
+        hints.refused(event, &floor, qty(3), t0);
+
+        hints.held(event, &floor, qty(2));
+        assert!(hints.is_sold_out(event, &floor, qty(3), t0));
+        hints.held(event, &floor, qty(3));
+
+        assert!(!hints.is_sold_out(event, &floor, qty(3), t0));
+        assert_eq!(hints.len(), 0);
     }
 
     #[test]
