@@ -12,6 +12,9 @@
 #                                                   # without the replica wait, and on one
 #                                                   # Redis, in the same run
 #   THREADS=2 CONNECTIONS=128 DURATION=20s bash infra/bench/reserve.sh
+#   SOLD_OUT=1 bash infra/bench/reserve.sh          # the herd after a sell-out: the category
+#                                                   # has one ticket, taken before wrk starts,
+#                                                   # so every answer measured is 409 sold_out
 #
 # STACK=real starts what is missing with infra/local-stack.sh and gives the run a Redis
 # database (14, emptied first), a PostgreSQL database and a Kafka topic of its own;
@@ -22,6 +25,7 @@
 set -euo pipefail
 
 STACK=${STACK:-embedded}
+SOLD_OUT=${SOLD_OUT:-0}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
@@ -145,7 +149,8 @@ for server in "${servers[@]}"; do
 done
 wait_for "$BARE_URL/" "$bare_pid" "$WORK/bare.log"
 
-# --- fixtures: tokens; per server, one event and one category with more stock than any run holds
+# --- fixtures: tokens; per server, one event and one category with more stock than any run
+# holds, or (SOLD_OUT=1) with one ticket, held here so that the category is sold out
 admin_token=$("$TICKETD" token --role admin --sub bench-admin --secret "$SECRET")
 user_token=$("$TICKETD" token --role user --sub bench-user --secret "$SECRET")
 
@@ -153,6 +158,13 @@ admin_post() { # base-url path json
   curl -fsS --max-time 5 -X POST -H "Authorization: Bearer $admin_token" \
     -H 'Content-Type: application/json' -d "$3" "$1$2"
 }
+reserve_status() { # base-url event -> the HTTP status of one reserve of one ticket
+  curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $user_token" -H 'Content-Type: application/json' \
+    -d "{\"event_id\":\"$2\",\"category\":\"Floor\",\"qty\":1}" "$1/reserve"
+}
+stock=10000000
+[ "$SOLD_OUT" = 1 ] && stock=1
 for server in "${servers[@]}"; do
   read -r name port _ <<<"$server"
   url="http://127.0.0.1:$port"
@@ -160,8 +172,25 @@ for server in "${servers[@]}"; do
   event_id=$(grep -o '"id":"[^"]*"' <<<"$event" | head -n1 | cut -d'"' -f4)
   [ -n "$event_id" ] || die "no id in the create-event answer: $event"
   admin_post "$url" "/events/$event_id/ticket-category" \
-    '{"name":"Floor","total_stock":10000000,"price":10}' >/dev/null
+    "{\"name\":\"Floor\",\"total_stock\":$stock,\"price\":10}" >/dev/null
   printf -v "event_$port" '%s' "$event_id"
+  if [ "$SOLD_OUT" = 1 ]; then
+    held=$(reserve_status "$url" "$event_id")
+    refused=$(reserve_status "$url" "$event_id")
+    [ "$held $refused" = "201 409" ] || die "$name: selling out answered $held then $refused, not 201 then 409"
+  fi
+done
+
+# The reserve answers a server counted, by status, from its /metrics: "status count" lines.
+reserve_statuses() { # port
+  curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" | awk '
+    /^http_requests_total\{/ && /function="reserve"/ {
+      match($0, /status="[0-9]+"/); print substr($0, RSTART + 8, RLENGTH - 9), $2
+    }' | sort
+}
+for server in "${servers[@]}"; do
+  read -r name port _ <<<"$server"
+  reserve_statuses "$port" >"$WORK/$name.statuses.before"
 done
 
 # --- measure ----------------------------------------------------------------------------------
@@ -216,7 +245,9 @@ read_fields bare
 bare_rps=$rps
 [ -n "$bare_rps" ] || die "could not read Requests/sec from wrk"
 echo
-echo "=== POST /reserve ($STACK${FUNCTIONS:+, FUNCTIONS=$FUNCTIONS}) vs bare hyper: -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) CPUs ==="
+what="POST /reserve"
+[ "$SOLD_OUT" = 1 ] && what="POST /reserve, sold out (409 expected)"
+echo "=== $what ($STACK${FUNCTIONS:+, FUNCTIONS=$FUNCTIONS}) vs bare hyper: -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) CPUs ==="
 printf '%-16s %10s %10s %10s %9s %8s   %s\n' "" "req/s" "p50 ms" "p99 ms" "non-2xx" "ratio" "socket errors"
 printf '%-16s %10s %10s %10s %9s %8s   %s\n' "bare hyper" "$rps" "$p50" "$p99" "$non2xx" "" "$errors"
 for server in "${servers[@]}"; do
@@ -230,6 +261,18 @@ for server in "${servers[@]}"; do
     echo "(get-availability not mounted)")
   created=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" | awk '$1 == "reservation_total" { print $2 }')
   echo "    $name after the run: $availability; holds created: $created; 2xx counted by wrk: $((total - non2xx))"
+  # What the server answered during the run, by status (its own count, exact): in sold-out
+  # mode every answer must be 409, otherwise 201.
+  expected=201
+  [ "$SOLD_OUT" = 1 ] && expected=409
+  answered=$(reserve_statuses "$port" | join -a1 -e0 -o 0,1.2,2.2 - "$WORK/$name.statuses.before" |
+    awk '$2 - $3 > 0 { printf "%s%s: %d", sep, $1, $2 - $3; sep = ", " }')
+  echo "    $name answered during the run: ${answered:-nothing}"
+  unexpected=$(reserve_statuses "$port" | join -a1 -e0 -o 0,1.2,2.2 - "$WORK/$name.statuses.before" |
+    awk -v want="$expected" '$1 != want && $2 - $3 > 0 { n += $2 - $3 } END { print n + 0 }')
+  if [ "$unexpected" -gt 0 ]; then
+    echo "    !! $name: $unexpected answers other than $expected: the figures above are not of the expected path"
+  fi
 done
 echo "(wrk does not count requests still in flight when it stops, so holds may exceed its 2xx"
 echo "count by at most the $CONNECTIONS connections.)"

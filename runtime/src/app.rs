@@ -10,13 +10,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use watch_queue::RoomWatch;
 
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{ConnectionLimits, router, serve_connections};
-use crate::layers::access_log::access_log;
+use crate::layers::access_log::{MakeRequestUuid, access_log};
 use crate::layers::cors::cors;
 use crate::readiness::Readiness;
 use crate::stack::{MemoryStores, Stack, assemble};
@@ -166,7 +166,7 @@ async fn run(
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(access_log())
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(cors(&settings.cors_allowed_origins))
+        .option_layer(cors(&settings.cors_allowed_origins))
         .service(router(&settings, state, jwt));
     let limits = ConnectionLimits {
         max_connections: settings.max_connections,

@@ -112,6 +112,7 @@ pub async fn assemble(settings: &Settings) -> Result<Stack, String> {
                 WAITING_ROOM_CACHE_TTL,
             )),
             admission_key,
+            sold_out_hints: Arc::default(),
         },
         events,
         relay,

@@ -1,12 +1,13 @@
 //! `POST /reserve` (user): holds tickets until a deadline, in one atomic step of the stock
-//! store. The hot path: one store call, nothing else awaited.
+//! store. The hot path: one store call, nothing else awaited; none at all in a category the
+//! store said a moment ago was sold out (see `domain::sold_out`).
 
 use chrono::{DateTime, Utc};
 use domain::Context;
 use domain::contracts::{HoldRequest, ReservationChange, ReserveError};
 use domain::{CategoryName, EventId, IdempotencyKey, Qty, UserId};
 use serde::Deserialize;
-use telemetry::{FAILED_RESERVATIONS, RESERVATIONS};
+use telemetry::{FAILED_RESERVATIONS, RESERVATIONS, SOLD_OUT_RESERVATIONS};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +39,8 @@ pub async fn reserve(
     match &result {
         Ok(change) if change.changed => RESERVATIONS.inc(),
         Ok(_) => {}
+        // Counted whether the store or the hint answered it.
+        Err(ReserveError::SoldOut) => SOLD_OUT_RESERVATIONS.inc(),
         Err(err) => FAILED_RESERVATIONS.with_label_values(&[reason(err)]).inc(),
     }
     result
@@ -64,17 +67,35 @@ async fn hold(
     input: ReserveInput,
     now: DateTime<Utc>,
 ) -> Result<ReservationChange, ReserveError> {
+    let ReserveRequest {
+        event_id,
+        category,
+        qty,
+    } = input.request;
+    // Once a category is sold out, the herd that follows is answered from what the store said
+    // a moment ago. Not a request with an Idempotency-Key: it may repeat one that was held,
+    // and only the store can give that hold back.
+    let hints = &ctx.sold_out_hints;
+    if input.idempotency_key.is_none() && hints.is_sold_out(event_id, &category, qty, now) {
+        return Err(ReserveError::SoldOut);
+    }
     let hold = HoldRequest {
-        event_id: input.request.event_id,
-        category: input.request.category,
+        event_id,
+        category: category.clone(),
         user: input.user,
-        qty: input.request.qty,
+        qty,
         idempotency_key: input.idempotency_key,
         rate_limit: ctx.reserve_rate_limit,
         now,
         expires_at: now + ctx.reservation_ttl,
     };
-    ctx.stock.reserve(hold).await
+    let result = ctx.stock.reserve(hold).await;
+    match &result {
+        Ok(change) if change.changed => hints.held(event_id, &category, qty),
+        Err(ReserveError::SoldOut) => hints.refused(event_id, &category, qty, now),
+        _ => {}
+    }
+    result
 }
 
 /// The `reason` label of `failed_reservation_total`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use domain::{ApiError, Context};
 use domain::{EventId, IdempotencyKey, ReservationId};
 use http::StatusCode;
-use http::header::{ACCEPT, HeaderValue, VARY};
+use http::header::{ACCEPT, HeaderName, HeaderValue, VARY};
 
 use crate::readiness::Readiness;
 use watch_queue::RoomWatch;
@@ -23,6 +23,10 @@ pub struct AppState {
 }
 
 type Result = std::result::Result<Response, ApiError>;
+
+/// A constant, so that reading it is a lookup, not a parse of the name first.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const ADMISSION: HeaderName = HeaderName::from_static("admission");
 
 pub async fn create_event(state: Arc<AppState>, request: Request) -> Result {
     let input = json_body(request, state.body_limit).await?;
@@ -43,11 +47,11 @@ pub async fn get_availability(state: Arc<AppState>, request: Request) -> Result 
     Ok(json(StatusCode::OK, &availability))
 }
 
-pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
-    let user = caller(&request)?.user;
+pub async fn reserve(state: Arc<AppState>, mut request: Request) -> Result {
+    let user = caller(&mut request)?.user;
     let idempotency_key = request
         .headers()
-        .get("idempotency-key")
+        .get(IDEMPOTENCY_KEY)
         .map(|value| {
             let raw = value
                 .to_str()
@@ -58,7 +62,7 @@ pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
         .map_err(ApiError::bad_request)?;
     let admission = request
         .headers()
-        .get("admission")
+        .get(ADMISSION)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let request = json_body(request, state.body_limit).await?;
@@ -72,15 +76,15 @@ pub async fn reserve(state: Arc<AppState>, request: Request) -> Result {
     Ok(json(StatusCode::CREATED, &change.reservation))
 }
 
-pub async fn confirm(state: Arc<AppState>, request: Request) -> Result {
-    let user = caller(&request)?.user;
+pub async fn confirm(state: Arc<AppState>, mut request: Request) -> Result {
+    let user = caller(&mut request)?.user;
     let request = json_body(request, state.body_limit).await?;
     let change = confirm::confirm(&state.ctx, confirm::ConfirmInput { user, request }).await?;
     Ok(json(StatusCode::OK, &change.reservation))
 }
 
-pub async fn get_reservation(state: Arc<AppState>, request: Request) -> Result {
-    let caller = caller(&request)?;
+pub async fn get_reservation(state: Arc<AppState>, mut request: Request) -> Result {
+    let caller = caller(&mut request)?;
     let id = path_id(&request, ReservationId::parse)?;
     let reservation = get_reservation::get_reservation(&state.ctx, &caller, id).await?;
     Ok(json(StatusCode::OK, &reservation))
@@ -140,8 +144,8 @@ pub async fn get_waiting_room(state: Arc<AppState>, request: Request) -> Result 
     Ok(settings)
 }
 
-pub async fn join_queue(state: Arc<AppState>, request: Request) -> Result {
-    let user = caller(&request)?.user;
+pub async fn join_queue(state: Arc<AppState>, mut request: Request) -> Result {
+    let user = caller(&mut request)?.user;
     let event_id = path_id(&request, EventId::parse)?;
     let (place, joined) = join_queue::join_queue(&state.ctx, event_id, &user).await?;
     let status = if joined {
@@ -152,15 +156,15 @@ pub async fn join_queue(state: Arc<AppState>, request: Request) -> Result {
     Ok(json(status, &place))
 }
 
-pub async fn get_queue_place(state: Arc<AppState>, request: Request) -> Result {
-    let user = caller(&request)?.user;
+pub async fn get_queue_place(state: Arc<AppState>, mut request: Request) -> Result {
+    let user = caller(&mut request)?.user;
     let event_id = path_id(&request, EventId::parse)?;
     let place = get_queue_place::get_queue_place(&state.ctx, event_id, &user).await?;
     Ok(json(StatusCode::OK, &place))
 }
 
-pub async fn watch_queue(state: Arc<AppState>, request: Request) -> Result {
-    let user = caller(&request)?.user;
+pub async fn watch_queue(state: Arc<AppState>, mut request: Request) -> Result {
+    let user = caller(&mut request)?.user;
     let event_id = path_id(&request, EventId::parse)?;
     let events = watch_queue::watch_queue(&state.ctx, &state.rooms, event_id, user).await?;
     Ok(response::events(events))

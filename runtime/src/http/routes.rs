@@ -22,7 +22,7 @@ use super::response::{self, Response};
 use crate::config::{FunctionName, Settings};
 use crate::layers::access_log::{self, RouteTemplate};
 use crate::layers::auth::{Access, AuthLayer};
-use crate::layers::errors::ErrorsLayer;
+use crate::layers::errors::{ErrorsLayer, answer};
 use crate::layers::metrics::{MetricsLayer, method_label};
 
 type Handler = fn(Arc<AppState>, Request) -> BoxFuture<'static, Result<Response, ApiError>>;
@@ -201,7 +201,7 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
                 response.extensions_mut().insert(template);
                 response
             })
-            .layer(MetricsLayer::new(route.function))
+            .layer(MetricsLayer::new(route.function, &route.method))
             .layer(ErrorsLayer)
             .load_shed()
             .layer(limit.clone())
@@ -209,7 +209,7 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
             .layer(AuthLayer::new(jwt.clone(), route.access))
             .service_fn(move |request| {
                 let response = handler(state.clone(), request);
-                async move { response.await.map_err(BoxError::from) }
+                async move { Ok::<_, BoxError>(response.await.unwrap_or_else(|err| answer(&err))) }
             });
         let service = BoxCloneSyncService::new(service);
         match by_path.iter_mut().find(|(path, _)| *path == route.path) {

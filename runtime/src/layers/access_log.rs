@@ -6,9 +6,12 @@
 use std::time::Duration;
 
 use http::Method;
+use http::header::{HeaderName, HeaderValue};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::request_id::{MakeRequestId, RequestId};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::Span;
+use uuid::Uuid;
 
 /// Put in a response's extensions by the router: the route that answered it.
 #[derive(Debug, Clone, Copy)]
@@ -49,12 +52,32 @@ pub struct RequestSpan;
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
-        let id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("-");
-        tracing::info_span!("request", request_id = id)
+        let span = tracing::info_span!("request", request_id = tracing::field::Empty);
+        // The id is looked up only for a span that is logged (not under RUST_LOG=warn).
+        if !span.is_disabled() {
+            let id = request
+                .headers()
+                .get(X_REQUEST_ID)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("-");
+            span.record("request_id", id);
+        }
+        span
+    }
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Makes each request's `x-request-id`: a random UUID, as tower-http's `MakeRequestUuid`, but
+/// written straight into the header rather than through `to_string` and a parse.
+#[derive(Debug, Clone, Copy)]
+pub struct MakeRequestUuid;
+
+impl MakeRequestId for MakeRequestUuid {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let text = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(text).ok().map(RequestId::new)
     }
 }
 

@@ -34,6 +34,39 @@ async fn not_enough_stock_is_sold_out_and_changes_nothing() {
     assert_eq!(app.floor(&event_id).await, (4, 1, 3, 0));
 }
 
+/// Past a sell-out the process answers from its sold-out hint; a cancelled hold's tickets are
+/// back on sale once the hint's short lifetime is over.
+#[tokio::test]
+async fn a_cancelled_hold_is_on_sale_again_soon_after_a_sell_out() {
+    let app = spawn_app().await;
+    let event_id = app.event_with_floor(2, None).await;
+    let held = app.hold("ann", &event_id, 2).await;
+    for fan in ["bob", "cat", "dan"] {
+        let refused = app.reserve(fan, &event_id, 1).await;
+        assert_eq!(error_code(refused, StatusCode::CONFLICT).await, "sold_out");
+    }
+
+    let cancelled = app.confirm("ann", &held, false).await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let cancelled_at = std::time::Instant::now();
+    let mut answer = app.reserve("bob", &event_id, 2).await;
+    for _ in 0..100 {
+        if answer.status() != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        answer = app.reserve("bob", &event_id, 2).await;
+    }
+
+    assert_eq!(
+        answer.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(app.floor(&event_id).await, (2, 0, 2, 0));
+}
+
 #[tokio::test]
 async fn an_unknown_category_is_not_found() {
     let app = spawn_app().await;

@@ -49,6 +49,7 @@ impl Embedded {
             finished_hold_retention: DEFAULT_FINISHED_HOLD_RETENTION,
             waiting_room: Arc::new(MemoryWaitingRoom::default()),
             admission_key: Arc::new(AdmissionKey::random()),
+            sold_out_hints: Arc::default(),
         };
         Self {
             context,

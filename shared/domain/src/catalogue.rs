@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{EventId, parse_text};
+use super::{EventId, parse_owned_text, parse_text};
 
 /// An event (a concert) that tickets are sold for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +45,7 @@ macro_rules! text_type {
         impl TryFrom<String> for $name {
             type Error = String;
             fn try_from(raw: String) -> Result<Self, String> {
-                Self::parse(&raw)
+                parse_owned_text($field, raw, Self::MAX_LEN).map(Self)
             }
         }
 

@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use crate::clock::Clock;
 use crate::contracts::{Catalogue, RateLimit, ReservationStore, StockStore};
+use crate::sold_out::SoldOutHints;
 use crate::waiting_room::{AdmissionKey, WaitingRoom};
 
 /// What a function gets besides its input: the contracts it may call.
@@ -23,6 +24,8 @@ pub struct Context {
     pub waiting_room: Arc<dyn WaitingRoom>,
     /// Signs and checks admissions; every process of a deployment has the same.
     pub admission_key: Arc<AdmissionKey>,
+    /// This process's recent sold-out answers from the stock store, shared by its requests.
+    pub sold_out_hints: Arc<SoldOutHints>,
 }
 
 /// The default of `finished_hold_retention`: a hold lasts 10 minutes by default, and a

@@ -65,24 +65,22 @@ impl ApiError {
         Self::new(ErrorKind::Internal, "internal", "internal error")
     }
 
+    /// `{"error":{"code":...,"message":...}}`, written straight into one buffer of the right
+    /// size: every refusal (a sold-out herd) makes one.
     pub fn to_json(&self) -> Vec<u8> {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(serde::Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-            },
-        };
-        // Two string fields: serialisation cannot fail.
-        serde_json::to_vec(&body).unwrap_or_default()
+        const OPEN: &[u8] = br#"{"error":{"code":"#;
+        const BETWEEN: &[u8] = br#","message":"#;
+        const CLOSE: &[u8] = b"}}";
+        let quoted = |text: &str| text.len() + 2;
+        let size = OPEN.len() + quoted(self.code) + BETWEEN.len() + quoted(&self.message);
+        let mut body = Vec::with_capacity(size + CLOSE.len());
+        body.extend_from_slice(OPEN);
+        // A string always serialises (escaped as needed), and a Vec never fails to take it.
+        let _ = serde_json::to_writer(&mut body, self.code);
+        body.extend_from_slice(BETWEEN);
+        let _ = serde_json::to_writer(&mut body, &*self.message);
+        body.extend_from_slice(CLOSE);
+        body
     }
 }
 
@@ -109,5 +107,24 @@ impl From<StoreError> for ApiError {
             "a backing store is unavailable, retry later",
         )
         .retry_after(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_body_is_json_with_code_and_message() {
+        let err = ApiError::new(ErrorKind::Conflict, "sold_out", "not \"enough\" left\n");
+        let body: serde_json::Value = serde_json::from_slice(&err.to_json()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "sold_out", "message": "not \"enough\" left\n"}})
+        );
+        assert_eq!(
+            ApiError::new(ErrorKind::Conflict, "sold_out", "none left").to_json(),
+            br#"{"error":{"code":"sold_out","message":"none left"}}"#
+        );
     }
 }

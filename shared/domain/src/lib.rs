@@ -54,6 +54,7 @@ pub mod dependency;
 pub mod error;
 mod ids;
 mod reservation;
+pub mod sold_out;
 mod stock;
 pub mod waiting_room;
 
@@ -65,6 +66,7 @@ pub use ids::{EventId, ReservationId, UserId};
 pub use reservation::{
     IdempotencyKey, MAX_QTY_PER_REQUEST, Qty, Reservation, ReservationEvent, ReservationStatus,
 };
+pub use sold_out::SoldOutHints;
 pub use stock::StockCounts;
 
 pub use context::Context;
@@ -72,6 +74,20 @@ pub use error::{ApiError, ErrorKind};
 
 /// Trims `raw` and checks it is 1..=`max` characters without control characters.
 fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, String> {
+    checked_text(field, raw, max).map(str::to_owned)
+}
+
+/// `parse_text` of a string already owned: kept as it is when there is nothing to trim, so
+/// a field read from JSON is not copied again.
+fn parse_owned_text(field: &str, raw: String, max: usize) -> Result<String, String> {
+    let text = checked_text(field, &raw, max)?;
+    if text.len() == raw.len() {
+        return Ok(raw);
+    }
+    Ok(text.to_owned())
+}
+
+fn checked_text<'a>(field: &str, raw: &'a str, max: usize) -> Result<&'a str, String> {
     let text = raw.trim();
     if text.is_empty() {
         return Err(format!("{field} must not be empty"));
@@ -82,5 +98,5 @@ fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, String> {
     if text.chars().any(char::is_control) {
         return Err(format!("{field} must not contain control characters"));
     }
-    Ok(text.to_owned())
+    Ok(text)
 }

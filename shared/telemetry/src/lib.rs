@@ -44,6 +44,11 @@ pub static FAILED_RESERVATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(UNIQUE)
 });
 
+/// `failed_reservation_total{reason="sold_out"}`, resolved once rather than by label on every
+/// refusal: a sold-out herd is counted thousands of times a second.
+pub static SOLD_OUT_RESERVATIONS: LazyLock<IntCounter> =
+    LazyLock::new(|| FAILED_RESERVATIONS.with_label_values(&["sold_out"]));
+
 pub static WAITING_ROOM_QUEUED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "waiting_room_queued",
