@@ -104,7 +104,7 @@ async fn two_processes_share_one_waiting_room_and_admit_no_one_twice() {
         }
         assert!(Instant::now() < deadline, "{} admitted", admitted.len());
     };
-    let counted: u64 = join_all(apps.iter().map(admitted_counter))
+    let counted: u64 = join_all(apps.iter().map(|app| admitted_counter(app, &event_id)))
         .await
         .iter()
         .sum();
@@ -146,10 +146,11 @@ async fn two_processes_share_one_waiting_room_and_admit_no_one_twice() {
     stack.drop_database().await;
 }
 
-/// `waiting_room_admitted_total` of one process.
-async fn admitted_counter(app: &TestApp) -> u64 {
+/// `waiting_room_admitted_total` of one process, for one event.
+async fn admitted_counter(app: &TestApp, event_id: &str) -> u64 {
     let text = app.get("/metrics", None).await.text().await.unwrap();
+    let series = format!("waiting_room_admitted_total{{event=\"{event_id}\"}} ");
     text.lines()
-        .find_map(|line| line.strip_prefix("waiting_room_admitted_total "))
+        .find_map(|line| line.strip_prefix(&series))
         .map_or(0, |count| count.trim().parse().unwrap())
 }
