@@ -19,7 +19,7 @@ stage "local Redis Cluster (3 masters, 3 replicas)" infra/local-stack.sh --clust
 stage "alert rules and dashboard queries (promtool)" monitoring/check.sh
 stage "a firing alert reaches the receiver (Prometheus, Alertmanager)" bash monitoring/alert-delivery.sh
 stage "functions and adapters" cargo test --workspace --exclude ticketd "$@"
-stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api "$@"
+stage "runtime: embedded, over HTTP" cargo test -p ticketd --lib --bins --test api --test access_log "$@"
 stage "API fuzzing against the OpenAPI document: embedded and real stack" infra/api-fuzz.sh
 stage "runtime: real stack, over HTTP" cargo test -p ticketd --test stack "$@"
 stage "runtime: CORS and the waiting room page in headless Chromium (Debian's chromium, installed if missing)" bash -c '

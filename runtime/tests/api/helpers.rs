@@ -10,6 +10,8 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use ticketd::config::Environment;
 use ticketd::{Running, Settings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
 
@@ -418,4 +420,26 @@ impl<'a> Attacks<'a> {
         assert!(self.undocumented.is_empty(), "{:#?}", self.undocumented);
         assert_eq!((self.server_errors, changes), (0, 0), "{line}");
     }
+}
+
+/// Sends the headers of a reservation whose body never comes, and returns once the request
+/// is in flight: the function has started reading the body, which it shows by answering
+/// `Expect: 100-continue` (read here, so the next read is the final answer).
+pub async fn stalled_reservation(app: &TestApp) -> TcpStream {
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /reserve HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\
+         expect: 100-continue\r\n\r\n",
+        app.user("slow")
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut read = vec![0; interim.len()];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut read))
+        .await
+        .expect("in flight within 5 s")
+        .unwrap();
+    assert_eq!(read, interim, "{}", String::from_utf8_lossy(&read));
+    stream
 }

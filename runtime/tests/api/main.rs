@@ -11,7 +11,6 @@ mod cors;
 mod decoding;
 mod expiry;
 mod helpers;
-mod logs;
 mod openapi;
 mod operations;
 mod rate_limit;

@@ -1,5 +1,13 @@
 //! The access log: one line per request at info, with the route template (never the raw
 //! path), status, latency and request id; a shed 503 at warn; nothing at error.
+//!
+//! A test binary of its own: it installs the process's subscriber. tracing caches each
+//! callsite's interest for the whole process, so a subscriber set for one thread misses the
+//! lines whose callsite another test's thread registered first.
+
+#[allow(dead_code)] // the `api` tests use the rest
+#[path = "api/helpers.rs"]
+mod helpers;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -9,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::helpers::{body, settings, spawn_app_with};
+use helpers::{body, settings, spawn_app_with, stalled_reservation};
 
 /// Where the test subscriber writes: every JSON line, for the test to read.
 #[derive(Clone, Default)]
@@ -44,8 +52,7 @@ impl Captured {
     }
 }
 
-// current_thread: the server's tasks run on this thread, under the default subscriber set here.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn one_access_line_per_request_with_route_template_and_request_id() {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
@@ -53,7 +60,7 @@ async fn one_access_line_per_request_with_route_template_and_request_id() {
         .with_max_level(tracing::Level::INFO)
         .with_writer(captured.clone())
         .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     let app = spawn_app_with(ticketd::Settings {
         max_in_flight: 1,
         ..settings()
@@ -95,7 +102,7 @@ async fn one_access_line_per_request_with_route_template_and_request_id() {
     );
 
     // Past the concurrency limit: the shed 503 is a warning, not an error.
-    let _stalled = crate::operations::stalled_reservation(&app).await;
+    let _stalled = stalled_reservation(&app).await;
     let mut shed = None;
     for _ in 0..50 {
         let response = app.reserve("cid", &event_id, 1).await;
