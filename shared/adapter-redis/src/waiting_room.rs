@@ -7,8 +7,9 @@ use redis::Script;
 
 use domain::error::StoreError;
 use domain::waiting_room::{
-    AdmissionTtl, AdmitBudget, AdmitRate, Admitted, Joined, LAPSED_ADMISSION_KEPT_MS, QueueError,
-    QueuePlace, QueueStatus, RoomMark, WaitingRoom, WaitingRoomSettings,
+    AdmissionTtl, AdmitBudget, AdmitRate, Admitted, IDLE_QUEUE_KEPT_MS, Joined,
+    LAPSED_ADMISSION_KEPT_MS, QueueError, QueuePlace, QueueStatus, RoomMark, WaitingRoom,
+    WaitingRoomSettings,
 };
 use domain::{EventId, UserId};
 
@@ -60,6 +61,7 @@ impl RedisStockStore {
             user.as_str().to_owned(),
             u8::from(join).to_string(),
             draw.to_string(),
+            IDLE_QUEUE_KEPT_MS.to_string(),
         ];
         let reply: Vec<i64> = self
             .room_script(&self.room_scripts.place, event, &args)
@@ -224,6 +226,7 @@ impl WaitingRoom for RedisStockStore {
             budget.max_admitted.to_string(),
             u8::from(budget.sold_out).to_string(),
             LAPSED_ADMISSION_KEPT_MS.to_string(),
+            IDLE_QUEUE_KEPT_MS.to_string(),
         ];
         let reply: Vec<i64> = self
             .room_script(&self.room_scripts.admit, event, &args)

@@ -9,8 +9,8 @@ use std::time::Duration as StdDuration;
 use adapter_memory::MemoryWaitingRoom;
 use chrono::{Duration, Utc};
 use domain::waiting_room::{
-    AdmissionTtl, AdmitBudget, AdmitRate, LAPSED_ADMISSION_KEPT_MS, QueueError, QueueStatus,
-    WaitingRoom, WaitingRoomSettings,
+    AdmissionTtl, AdmitBudget, AdmitRate, IDLE_QUEUE_KEPT_MS, LAPSED_ADMISSION_KEPT_MS, QueueError,
+    QueueStatus, WaitingRoom, WaitingRoomSettings,
 };
 use domain::{EventId, UserId};
 
@@ -320,6 +320,62 @@ async fn a_lapsed_admission_reads_as_such_after_admit_rounds_on_redis() {
         .unwrap();
     assert!(again.created);
     assert_eq!(again.place.status, QueueStatus::Waiting);
+}
+
+/// A queue that stops moving leaves Redis on its own, a day after its last join or admission
+/// (or after opening, for fans who joined early), so Redis does not keep every past sale's fans.
+#[tokio::test]
+async fn an_idle_queue_leaves_redis_a_day_after_it_last_moved() {
+    let store = common::redis().await;
+    let mut raw = common::raw().await;
+    let day = IDLE_QUEUE_KEPT_MS;
+    let keys = |event: EventId| {
+        [
+            format!("wr:{{{event}}}:queue"),
+            format!("wr:{{{event}}}:admitted"),
+        ]
+    };
+    let opens_in_two_days = WaitingRoomSettings {
+        opens_at: Some(Utc::now() + Duration::days(2)),
+        ..settings(100)
+    };
+    let early = room(&*store, opens_in_two_days).await;
+    store
+        .join(early, &fan("ann"), 0.5, Utc::now())
+        .await
+        .unwrap();
+    let [queue, _] = keys(early);
+    let kept: i64 = redis::cmd("PTTL")
+        .arg(&queue)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let two_days = Duration::days(2).num_milliseconds();
+    assert!(
+        (two_days + day - 60_000..=two_days + day).contains(&kept),
+        "an early queue is kept a day past opening, not {kept} ms"
+    );
+
+    let open = room(&*store, settings(100)).await;
+    for name in ["ann", "bob"] {
+        store.join(open, &fan(name), 0.5, Utc::now()).await.unwrap();
+    }
+    let one = AdmitBudget {
+        max_admitted: 1,
+        sold_out: false,
+    };
+    store.admit(open, one, Utc::now()).await.unwrap();
+    for key in keys(open) {
+        let kept: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(
+            (day - 60_000..=day).contains(&kept),
+            "{key} is kept a day after it last moved, not {kept} ms"
+        );
+    }
 }
 
 /// Two stores on one Redis (two processes) running admit rounds at once share one pace and

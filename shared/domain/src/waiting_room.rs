@@ -45,6 +45,12 @@ pub const ADMITTED_PER_TICKET: u32 = 2;
 /// stream, a poll or a reconnect a moment late still hears it. It counts against nothing.
 pub const LAPSED_ADMISSION_KEPT_MS: i64 = 10 * 60 * 1000;
 
+/// How long an event's queue and admissions stay once they stop moving (ms), counted from
+/// the later of the last join or admission and the opening: a queue that outlives its sale
+/// (sold out for good, the room left on) leaves Redis a day later, not never. The room's
+/// settings stay until an admin turns it off.
+pub const IDLE_QUEUE_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// The waiting room of one event, as an admin sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,7 @@
 -- share the bucket, so together they keep the pace and admit no one twice.
 -- KEYS: as room_configure.lua. ARGV: 1 admitted, unexpired fans allowed at most after this
 -- round, 2 sold out (0/1), 3 how long a lapsed admission is kept (ms: meanwhile the fan's
--- place reads as lapsed).
+-- place reads as lapsed), 4 how long the queue stays once it stops moving (ms).
 -- Returns {fans still waiting, then each admitted fan's wait in ms}.
 local room = redis.call('HMGET', KEYS[1], 'rate', 'ttl', 'opens_at', 'credit', 'last', 'sold_out')
 if not room[1] then
@@ -47,6 +47,8 @@ if ARGV[2] == '0' and not (opens_at and now < opens_at) then
     if admitted > 0 then
       credit = credit - admitted
       redis.call('HINCRBY', KEYS[1], 'admitted_total', admitted)
+      redis.call('PEXPIREAT', KEYS[2], now + tonumber(ARGV[4]))
+      redis.call('PEXPIREAT', KEYS[3], now + tonumber(ARGV[4]))
       changed = true
     end
   end

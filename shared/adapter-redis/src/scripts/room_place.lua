@@ -1,7 +1,8 @@
 -- A fan's place in an event's queue; with ARGV[2] == '1', queues them first if they are not
 -- there (a fan whose admission lapsed goes to the back).
 -- KEYS: as room_configure.lua. ARGV: 1 fan, 2 join (0/1), 3 draw (0..1, for joins before
--- opens_at).
+-- opens_at), 4 how long the queue stays once it stops moving (ms, from opening at the
+-- earliest).
 -- Returns {status, position, admitted until (ms), version, admitted_total, sold_out, created}
 -- with status 0 not queued, 1 waiting, 2 admitted, 3 sold out, 4 admission lapsed; or {-1}
 -- when the event has no waiting room.
@@ -36,6 +37,9 @@ if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   end
   redis.call('ZADD', KEYS[2], score, ARGV[1])
   created = 1
+  local kept_until = math.max(now, opens_at or 0) + tonumber(ARGV[4])
+  redis.call('PEXPIREAT', KEYS[2], kept_until)
+  redis.call('PEXPIREAT', KEYS[3], kept_until)
 end
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
 return {sold_out == 1 and 3 or 1, rank + 1, 0, version, total, sold_out, created}
