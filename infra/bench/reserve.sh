@@ -257,7 +257,7 @@ for server in "${servers[@]}"; do
   ratio=$(awk -v r="$rps" -v b="$bare_rps" 'BEGIN { printf "%.1f %%", 100 * r / b }')
   printf '%-16s %10s %10s %10s %9s %8s   %s\n' "POST /reserve" "$rps" "$p50" "$p99" "$non2xx" "$ratio" "$errors on $name"
   event_var="event_$port"
-  availability=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/events/${!event_var}/availability" ||
+  availability=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/events/${!event_var}/availability" 2>/dev/null ||
     echo "(get-availability not mounted)")
   created=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" | awk '$1 == "reservation_total" { print $2 }')
   echo "    $name after the run: $availability; holds created: $created; 2xx counted by wrk: $((total - non2xx))"

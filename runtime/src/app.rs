@@ -10,13 +10,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use watch_queue::RoomWatch;
 
 use crate::config::{FunctionName, Settings};
 use crate::http::handlers::AppState;
 use crate::http::{ConnectionLimits, router, serve_connections};
-use crate::layers::access_log::{MakeRequestUuid, access_log};
+use crate::layers::access_log::AccessLog;
 use crate::layers::cors::cors;
 use crate::readiness::Readiness;
 use crate::stack::{MemoryStores, Stack, assemble};
@@ -162,12 +161,11 @@ async fn run(
         readiness.readiness.stop();
         let _ = stop_streams.send(true);
     };
-    let service = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(access_log())
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .option_layer(cors(&settings.cors_allowed_origins))
-        .service(router(&settings, state, jwt));
+    let service = AccessLog::new(
+        ServiceBuilder::new()
+            .option_layer(cors(&settings.cors_allowed_origins))
+            .service(router(&settings, state, jwt)),
+    );
     let limits = ConnectionLimits {
         max_connections: settings.max_connections,
         header_timeout: settings.header_timeout,

@@ -17,9 +17,27 @@ const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// And for how long.
 const DISCARD_MAX_TIME: Duration = Duration::from_secs(5);
 
-/// The `{id}` segment of the matched route, put there by the router.
-#[derive(Debug, Clone)]
-pub struct PathId(pub String);
+/// A request as the router hands it to a function's handler: with the verified caller (on
+/// routes that need a token) and the route's `{id}` segment, passed along rather than put in
+/// the request's extensions (a map allocated per request).
+pub struct Call {
+    pub request: Request,
+    pub(crate) caller: Option<Caller>,
+    pub(crate) id: Option<String>,
+}
+
+impl Call {
+    /// The verified caller; taken, since nothing after the handler reads it.
+    pub fn caller(&mut self) -> Result<Caller, ApiError> {
+        self.caller.take().ok_or_else(ApiError::internal)
+    }
+
+    /// The `{id}` path segment, parsed.
+    pub fn path_id<T>(&self, parse: fn(&str) -> Result<T, String>) -> Result<T, ApiError> {
+        let raw = self.id.as_deref().ok_or_else(ApiError::internal)?;
+        parse(raw).map_err(ApiError::bad_request)
+    }
+}
 
 /// Decodes the body as JSON into `T`, whose parsers check every field.
 pub async fn json_body<T: DeserializeOwned>(request: Request, limit: usize) -> Result<T, ApiError> {
@@ -111,22 +129,4 @@ async fn discard(mut body: Incoming) {
         }
     };
     let _ = tokio::time::timeout(DISCARD_MAX_TIME, drain).await;
-}
-
-/// The `{id}` path segment, parsed.
-pub fn path_id<T>(request: &Request, parse: fn(&str) -> Result<T, String>) -> Result<T, ApiError> {
-    let PathId(raw) = request
-        .extensions()
-        .get::<PathId>()
-        .ok_or_else(ApiError::internal)?;
-    parse(raw).map_err(ApiError::bad_request)
-}
-
-/// The verified caller, put there by the auth layer on every route that needs one; taken out
-/// rather than copied, since nothing after the handler reads it.
-pub fn caller(request: &mut Request) -> Result<Caller, ApiError> {
-    request
-        .extensions_mut()
-        .remove::<Caller>()
-        .ok_or_else(ApiError::internal)
 }

@@ -14,8 +14,6 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use watch_queue::QueueEvent;
 
-use crate::layers::access_log::ErrorCode;
-
 pub type Response = http::Response<Body>;
 
 /// A response's body: whole, or a stream of Server-Sent Events that lasts as long as the
@@ -111,7 +109,6 @@ pub fn with_body(
 /// `{"error":{"code","message"}}` with the status of the error's kind.
 pub fn error(err: &ApiError) -> Response {
     let mut response = with_body(status_of(err.kind), JSON, err.to_json());
-    response.extensions_mut().insert(ErrorCode(err.code));
     if let Some(seconds) = err.retry_after {
         response
             .headers_mut()

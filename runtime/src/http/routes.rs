@@ -1,31 +1,30 @@
-//! The route table, and the router that dispatches each request to its function's stack.
+//! The route table, and the router that serves each request with its function.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use auth::Jwt;
 use domain::Role;
 use domain::{ApiError, ErrorKind};
-use futures_util::future::{BoxFuture, Either};
+use futures_util::future::BoxFuture;
 use http::Method;
 use http::header::{ALLOW, HeaderValue};
 use telemetry::HTTP_REQUESTS;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::util::BoxCloneSyncService;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tokio::sync::Semaphore;
+use tower::Service;
 
 use super::handlers::{self, AppState};
-use super::request::{PathId, Request};
+use super::request::{Call, Request};
 use super::response::{self, Response};
 use crate::config::{FunctionName, Settings};
-use crate::layers::access_log::{self, RouteTemplate};
-use crate::layers::auth::{Access, AuthLayer};
-use crate::layers::errors::{ErrorsLayer, answer};
-use crate::layers::metrics::{MetricsLayer, method_label};
+use crate::layers::access_log::{Answered, RouteTemplate};
+use crate::layers::auth::{Access, authenticate};
+use crate::layers::errors::{answer, overloaded, timed_out};
+use crate::layers::metrics::{RouteMetrics, method_label};
 
-type Handler = fn(Arc<AppState>, Request) -> BoxFuture<'static, Result<Response, ApiError>>;
+type Handler = fn(Arc<AppState>, Call) -> BoxFuture<'static, Result<Response, ApiError>>;
 
 struct Route {
     /// The `function` label of the metrics.
@@ -166,24 +165,39 @@ pub fn documented_routes() -> Vec<(Method, &'static str)> {
         .collect()
 }
 
-type RouteService = BoxCloneSyncService<Request, Response, Infallible>;
+/// A mounted route, built once: what each of its requests needs, with no per-request clone.
+struct Endpoint {
+    method: Method,
+    template: RouteTemplate,
+    access: Access,
+    handler: Handler,
+    metrics: RouteMetrics,
+}
 
 struct PathRoutes {
-    endpoints: Vec<(Method, RouteService)>,
+    endpoints: Vec<Endpoint>,
     allow: HeaderValue,
 }
 
-/// Matches the path, then the method, and hands the request to that route's service.
-#[derive(Clone)]
-pub struct Router {
-    paths: Arc<matchit::Router<PathRoutes>>,
+struct Routes {
+    paths: matchit::Router<PathRoutes>,
+    state: Arc<AppState>,
+    jwt: Arc<Jwt>,
+    /// One permit a request in flight, shared by every route (`MAX_IN_FLIGHT`).
+    in_flight: Semaphore,
+    timeout: Duration,
 }
 
-/// The router of the functions `settings` mounts. Each route gets the same stack:
-/// metrics -> errors as JSON -> load shedding -> concurrency limit -> timeout -> auth.
+/// Matches the path, then the method, and serves the request with that route: metrics ->
+/// load shedding -> concurrency limit -> timeout -> auth -> the function's handler.
+#[derive(Clone)]
+pub struct Router {
+    routes: Arc<Routes>,
+}
+
+/// The router of the functions `settings` mounts.
 pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Router {
-    let limit = GlobalConcurrencyLimitLayer::new(settings.max_in_flight as usize);
-    let mut by_path: Vec<(&'static str, Vec<(Method, RouteService)>)> = Vec::new();
+    let mut by_path: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for route in table() {
         if route
             .mounted_by
@@ -191,37 +205,26 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
         {
             continue;
         }
-        let (state, handler) = (state.clone(), route.handler);
-        let template = RouteTemplate {
-            method: method_label(&route.method),
-            path: route.path,
+        let endpoint = Endpoint {
+            template: RouteTemplate {
+                method: method_label(&route.method),
+                path: route.path,
+            },
+            metrics: RouteMetrics::new(route.function, &route.method),
+            method: route.method,
+            access: route.access,
+            handler: route.handler,
         };
-        let service = ServiceBuilder::new()
-            .map_response(move |mut response: Response| {
-                response.extensions_mut().insert(template);
-                response
-            })
-            .layer(MetricsLayer::new(route.function, &route.method))
-            .layer(ErrorsLayer)
-            .load_shed()
-            .layer(limit.clone())
-            .timeout(settings.request_timeout)
-            .layer(AuthLayer::new(jwt.clone(), route.access))
-            .service_fn(move |request| {
-                let response = handler(state.clone(), request);
-                async move { Ok::<_, BoxError>(response.await.unwrap_or_else(|err| answer(&err))) }
-            });
-        let service = BoxCloneSyncService::new(service);
         match by_path.iter_mut().find(|(path, _)| *path == route.path) {
-            Some((_, endpoints)) => endpoints.push((route.method, service)),
-            None => by_path.push((route.path, vec![(route.method, service)])),
+            Some((_, endpoints)) => endpoints.push(endpoint),
+            None => by_path.push((route.path, vec![endpoint])),
         }
     }
     let mut paths = matchit::Router::new();
     for (path, endpoints) in by_path {
         let allow = endpoints
             .iter()
-            .map(|(method, _)| method.as_str())
+            .map(|endpoint| endpoint.method.as_str())
             .collect::<Vec<_>>()
             .join(", ");
         let allow = HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static(""));
@@ -231,59 +234,95 @@ pub fn router(settings: &Settings, state: Arc<AppState>, jwt: Arc<Jwt>) -> Route
         }
     }
     Router {
-        paths: Arc::new(paths),
+        routes: Arc::new(Routes {
+            paths,
+            state,
+            jwt,
+            in_flight: Semaphore::new(settings.max_in_flight as usize),
+            timeout: settings.request_timeout,
+        }),
     }
 }
-
-type RouterFuture =
-    Either<tower::util::Oneshot<RouteService, Request>, Ready<Result<Response, Infallible>>>;
 
 impl Service<Request> for Router {
     type Response = Response;
     type Error = Infallible;
-    type Future = RouterFuture;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
+        let routes = self.routes.clone();
+        Box::pin(async move { Ok(routes.serve(request).await) })
+    }
+}
+
+impl Routes {
+    async fn serve(&self, request: Request) -> Response {
         let Ok(matched) = self.paths.at(request.uri().path()) else {
-            return Either::Right(ready(Ok(unrouted(
-                &request,
-                ApiError::not_found("not_found", "no such route"),
-            ))));
+            return unrouted(&request, ApiError::not_found("not_found", "no such route"));
         };
         let routes = matched.value;
-        if let Some(id) = matched.params.get("id") {
-            let id = PathId(id.to_owned());
-            request.extensions_mut().insert(id);
-        }
-        match routes
+        let Some(endpoint) = routes
             .endpoints
             .iter()
-            .find(|(method, _)| method == request.method())
-        {
-            Some((_, service)) => Either::Left(service.clone().oneshot(request)),
-            None => {
-                let err = ApiError::new(
-                    ErrorKind::MethodNotAllowed,
-                    "method_not_allowed",
-                    format!("{} is not allowed here", request.method()),
-                );
-                let mut response = unrouted(&request, err);
-                response.headers_mut().insert(ALLOW, routes.allow.clone());
-                Either::Right(ready(Ok(response)))
-            }
-        }
+            .find(|endpoint| endpoint.method == request.method())
+        else {
+            let err = ApiError::new(
+                ErrorKind::MethodNotAllowed,
+                "method_not_allowed",
+                format!("{} is not allowed here", request.method()),
+            );
+            let mut response = unrouted(&request, err);
+            response.headers_mut().insert(ALLOW, routes.allow.clone());
+            return response;
+        };
+        let id = matched.params.get("id").map(str::to_owned);
+        let started = Instant::now();
+        let (mut response, code) = match self.call(endpoint, request, id).await {
+            Ok(response) => (response, None),
+            Err(err) => (answer(&err), Some(err.code)),
+        };
+        endpoint
+            .metrics
+            .record(response.status(), started.elapsed());
+        let route = endpoint.template;
+        response.extensions_mut().insert(Answered { route, code });
+        response
+    }
+
+    async fn call(
+        &self,
+        endpoint: &Endpoint,
+        request: Request,
+        id: Option<String>,
+    ) -> Result<Response, ApiError> {
+        // Load shedding: past the limit a request is refused at once, never queued.
+        let _in_flight = self.in_flight.try_acquire().map_err(|_| overloaded())?;
+        let caller = authenticate(&self.jwt, endpoint.access, &request)?;
+        let call = Call {
+            request,
+            caller,
+            id,
+        };
+        let handled = (endpoint.handler)(self.state.clone(), call);
+        tokio::time::timeout(self.timeout, handled)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
     }
 }
 
 /// A request no function took: answered and counted here.
 fn unrouted(request: &Request, err: ApiError) -> Response {
     let mut response = response::error(&err);
-    let template = access_log::unrouted(request.method(), "unmatched");
-    response.extensions_mut().insert(template);
+    let route = RouteTemplate {
+        method: method_label(request.method()),
+        path: "unmatched",
+    };
+    let code = Some(err.code);
+    response.extensions_mut().insert(Answered { route, code });
     HTTP_REQUESTS
         .with_label_values(&[
             "none",

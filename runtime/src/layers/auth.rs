@@ -1,14 +1,10 @@
 //! JWT authentication and role checks, per route: 401 without a valid token, 403 for a
-//! valid token of the wrong role. The verified caller goes into the request's extensions.
-
-use std::sync::Arc;
+//! valid token of the wrong role.
 
 use auth::{AuthError, Jwt};
-use domain::Role;
 use domain::{ApiError, ErrorKind};
+use domain::{Caller, Role};
 use http::header::AUTHORIZATION;
-use tower::BoxError;
-use tower::filter::{FilterLayer, Predicate};
 
 use crate::http::request::Request;
 
@@ -21,50 +17,35 @@ pub enum Access {
     Role(Role),
 }
 
-#[derive(Clone)]
-pub struct Authenticate {
-    jwt: Arc<Jwt>,
+/// The verified caller of a request to a route of `access` (`None` on a public route), or
+/// why it is refused.
+pub fn authenticate(
+    jwt: &Jwt,
     access: Access,
-}
-
-pub struct AuthLayer;
-
-impl AuthLayer {
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(jwt: Arc<Jwt>, access: Access) -> FilterLayer<Authenticate> {
-        FilterLayer::new(Authenticate { jwt, access })
-    }
-}
-
-impl Predicate<Request> for Authenticate {
-    type Request = Request;
-
-    fn check(&mut self, mut request: Request) -> Result<Request, BoxError> {
-        let required = match self.access {
-            Access::Public => return Ok(request),
-            Access::AnyRole => None,
-            Access::Role(role) => Some(role),
+    request: &Request,
+) -> Result<Option<Caller>, ApiError> {
+    let required = match access {
+        Access::Public => return Ok(None),
+        Access::AnyRole => None,
+        Access::Role(role) => Some(role),
+    };
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|value| value.as_bytes());
+    let caller = jwt.verify_header(header).map_err(|err| {
+        let message = match err {
+            AuthError::Missing => "a bearer token is required",
+            AuthError::Invalid => "the token is invalid or expired",
         };
-        let header = request
-            .headers()
-            .get(AUTHORIZATION)
-            .map(|value| value.as_bytes());
-        let caller = self.jwt.verify_header(header).map_err(|err| {
-            let message = match err {
-                AuthError::Missing => "a bearer token is required",
-                AuthError::Invalid => "the token is invalid or expired",
-            };
-            ApiError::new(ErrorKind::Unauthorized, "unauthorized", message)
-        })?;
-        if required.is_some_and(|role| role != caller.role) {
-            return Err(ApiError::new(
-                ErrorKind::Forbidden,
-                "forbidden",
-                format!("this needs the {} role", required.map_or("", Role::as_str)),
-            )
-            .into());
-        }
-        request.extensions_mut().insert(caller);
-        Ok(request)
+        ApiError::new(ErrorKind::Unauthorized, "unauthorized", message)
+    })?;
+    if let Some(role) = required.filter(|role| *role != caller.role) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "forbidden",
+            format!("this needs the {} role", role.as_str()),
+        ));
     }
+    Ok(Some(caller))
 }

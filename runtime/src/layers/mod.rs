@@ -1,5 +1,6 @@
-//! The tower layers every function shares, one a file. Request ids, tracing, load shedding,
-//! the concurrency limit and the timeout come from tower and tower-http; these are our own.
+//! What every function shares, one a file: the access log, auth, CORS, error answers and
+//! metrics. Request ids, the request span and CORS come from tower-http; the router applies
+//! the rest to each request, built once rather than as a tower stack cloned per request.
 
 pub mod access_log;
 pub mod auth;
