@@ -1,19 +1,9 @@
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use add_ticket_category::{AddTicketCategory, add_ticket_category};
-use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
-use domain::contracts::{
-    HoldRequest, InsertCategoryError, ReservationChange, ReserveError, SaleChanges, SettleError,
-    Settlement, StockStore,
-};
-use domain::error::StoreError;
-use domain::{
-    Category, CategoryName, EventId, Reservation, ReservationId, ReservationStatus, StockCounts,
-    UserId,
-};
-use testkit::TestStack;
+use domain::contracts::InsertCategoryError;
+use domain::{EventId, StockCounts};
+use testkit::{TestStack, WatchedStock};
 
 fn parse(body: &str) -> AddTicketCategory {
     serde_json::from_str(body).unwrap()
@@ -59,71 +49,13 @@ async fn refuses_a_duplicate_name_and_an_unknown_event() {
     );
 }
 
-/// A stock store that is down for its first `add_category`, as Redis failing between the
-/// catalogue's write and its own.
-struct DownOnce {
-    inner: Arc<dyn StockStore>,
-    failed: AtomicBool,
-}
-
-#[async_trait]
-impl StockStore for DownOnce {
-    async fn add_category(&self, category: &Category) -> Result<(), StoreError> {
-        if !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(StoreError("redis: connection refused".into()));
-        }
-        self.inner.add_category(category).await
-    }
-    async fn counts(
-        &self,
-        event: EventId,
-        names: &[CategoryName],
-    ) -> Result<Vec<(CategoryName, StockCounts)>, StoreError> {
-        self.inner.counts(event, names).await
-    }
-    async fn sale_changes(&self, since: u64) -> Result<SaleChanges, StoreError> {
-        self.inner.sale_changes(since).await
-    }
-    async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
-        self.inner.reserve(hold).await
-    }
-    async fn settle(
-        &self,
-        id: ReservationId,
-        user: &UserId,
-        settlement: Settlement,
-        now: DateTime<Utc>,
-    ) -> Result<ReservationChange, SettleError> {
-        self.inner.settle(id, user, settlement, now).await
-    }
-    async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
-        self.inner.expire_due(now, limit).await
-    }
-    async fn finished_holds(
-        &self,
-        now: DateTime<Utc>,
-        retention: Duration,
-        limit: usize,
-    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
-        self.inner.finished_holds(now, retention, limit).await
-    }
-    async fn forget_holds(&self, ids: &[ReservationId]) -> Result<usize, StoreError> {
-        self.inner.forget_holds(ids).await
-    }
-    async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
-        self.inner.reservation(id).await
-    }
-}
-
 #[tokio::test]
 async fn a_retry_after_the_stock_store_failed_finishes_the_job() {
     let stack = TestStack::new(600);
     let (event_id, _) = stack.category(10, None).await;
     let mut ctx = stack.embedded.context.clone();
-    ctx.stock = Arc::new(DownOnce {
-        inner: ctx.stock.clone(),
-        failed: AtomicBool::new(false),
-    });
+    // Down for the first add_category, as Redis failing between the catalogue's write and its own.
+    ctx.stock = Arc::new(WatchedStock::down_for_the_first_add(ctx.stock.clone()));
     let balcony = || parse(r#"{"name":"Balcony","total_stock":40,"price":20}"#);
 
     let failed = add_ticket_category(&ctx, event_id, balcony()).await;

@@ -2,89 +2,25 @@
 //! without asking it again, until the hint's lifetime is over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
-use domain::contracts::{
-    HoldRequest, ReservationChange, ReserveError, SaleChanges, SettleError, Settlement, StockStore,
-};
-use domain::error::StoreError;
+use chrono::Duration;
+use domain::contracts::{ReservationChange, ReserveError, Settlement};
 use domain::sold_out::SOLD_OUT_HINT_LIFETIME;
-use domain::{
-    Category, CategoryName, Context, EventId, IdempotencyKey, Qty, Reservation, ReservationId,
-    ReservationStatus, StockCounts, UserId,
-};
+use domain::{CategoryName, Context, EventId, IdempotencyKey, Qty, Reservation};
 use reserve::{ReserveInput, ReserveRequest, reserve};
-use testkit::{TestStack, user};
+use testkit::{TestStack, WatchedStock, user};
 
-/// The memory store, counting the reserves that reach it.
-struct Counting {
-    inner: Arc<dyn StockStore>,
-    reserves: AtomicUsize,
-}
-
-#[async_trait]
-impl StockStore for Counting {
-    async fn add_category(&self, category: &Category) -> Result<(), StoreError> {
-        self.inner.add_category(category).await
-    }
-    async fn counts(
-        &self,
-        event: EventId,
-        names: &[CategoryName],
-    ) -> Result<Vec<(CategoryName, StockCounts)>, StoreError> {
-        self.inner.counts(event, names).await
-    }
-    async fn sale_changes(&self, since: u64) -> Result<SaleChanges, StoreError> {
-        self.inner.sale_changes(since).await
-    }
-    async fn reserve(&self, hold: HoldRequest) -> Result<ReservationChange, ReserveError> {
-        self.reserves.fetch_add(1, Ordering::SeqCst);
-        self.inner.reserve(hold).await
-    }
-    async fn settle(
-        &self,
-        id: ReservationId,
-        user: &UserId,
-        settlement: Settlement,
-        now: DateTime<Utc>,
-    ) -> Result<ReservationChange, SettleError> {
-        self.inner.settle(id, user, settlement, now).await
-    }
-    async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
-        self.inner.expire_due(now, limit).await
-    }
-    async fn finished_holds(
-        &self,
-        now: DateTime<Utc>,
-        retention: Duration,
-        limit: usize,
-    ) -> Result<Vec<(ReservationId, ReservationStatus)>, StoreError> {
-        self.inner.finished_holds(now, retention, limit).await
-    }
-    async fn forget_holds(&self, ids: &[ReservationId]) -> Result<usize, StoreError> {
-        self.inner.forget_holds(ids).await
-    }
-    async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
-        self.inner.reservation(id).await
-    }
-}
-
-/// A test stack whose context reserves through a [`Counting`] store.
+/// A test stack whose context reserves through a [`WatchedStock`], counting what reaches it.
 struct Hinted {
     stack: TestStack,
     ctx: Context,
-    store: Arc<Counting>,
+    store: Arc<WatchedStock>,
 }
 
 impl Hinted {
     fn new(ttl_secs: i64) -> Self {
         let stack = TestStack::new(ttl_secs);
-        let store = Arc::new(Counting {
-            inner: stack.embedded.context.stock.clone(),
-            reserves: AtomicUsize::new(0),
-        });
+        let store = Arc::new(WatchedStock::new(stack.embedded.context.stock.clone()));
         let ctx = Context {
             stock: store.clone(),
             ..stack.embedded.context.clone()
@@ -93,7 +29,7 @@ impl Hinted {
     }
 
     fn store_calls(&self) -> usize {
-        self.store.reserves.load(Ordering::SeqCst)
+        self.store.reserves()
     }
 
     async fn reserve(

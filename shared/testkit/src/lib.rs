@@ -1,5 +1,9 @@
 //! Helpers for tests (feature `testkit`): the embedded stack on a clock that moves only when
-//! told to, and a category ready to sell.
+//! told to, a category ready to sell, and a stock store that counts and fails on demand.
+
+mod watched;
+
+pub use watched::WatchedStock;
 
 use std::sync::Arc;
 
