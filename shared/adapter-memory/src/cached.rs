@@ -6,11 +6,13 @@
 //! a category added through this process is seen at once, one added through another process
 //! (one container per function) within `ttl`.
 
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::future::Cache;
+use quick_cache::sync::Cache;
 
 use chrono::{DateTime, Utc};
 use domain::contracts::{Catalogue, InsertCategoryError};
@@ -22,30 +24,75 @@ use domain::waiting_room::{
 use domain::{Category, Event, EventId, UserId};
 
 /// How many events, and as many category lists, are remembered at most.
-const CAPACITY: u64 = 10_000;
+const CAPACITY: usize = 10_000;
+
+/// Values read a moment ago, each kept for `ttl`, at most `CAPACITY` (the least used go
+/// first). quick_cache has no expiry of its own, so each value carries when it was read.
+struct Recent<K, V> {
+    entries: Cache<K, (V, Instant)>,
+    ttl: Duration,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            entries: Cache::new(CAPACITY),
+            ttl,
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let (value, read_at) = self.entries.get(key)?;
+        (read_at.elapsed() < self.ttl).then_some(value)
+    }
+
+    fn insert(&self, key: K, value: V) {
+        self.entries.insert(key, (value, Instant::now()));
+    }
+
+    fn forget(&self, key: &K) {
+        self.entries.remove(key);
+    }
+
+    /// The value of `key`, read with `read` unless it was a moment ago. Concurrent misses
+    /// for one key wait for a single read.
+    async fn get_or_read<E>(
+        &self,
+        key: &K,
+        read: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
+        let guard = match self.entries.get_value_or_guard_async(key).await {
+            Ok((value, read_at)) if read_at.elapsed() < self.ttl => return Ok(value),
+            Ok(_) => {
+                self.entries.remove(key);
+                match self.entries.get_value_or_guard_async(key).await {
+                    Ok((value, _)) => return Ok(value),
+                    Err(guard) => guard,
+                }
+            }
+            Err(guard) => guard,
+        };
+        let value = read.await?;
+        let _ = guard.insert((value.clone(), Instant::now()));
+        Ok(value)
+    }
+}
 
 pub struct CachedCatalogue {
     inner: Arc<dyn Catalogue>,
     /// Only events found: one created a moment later must not stay unknown.
-    events: Cache<EventId, Event>,
-    categories: Cache<EventId, Arc<Vec<Category>>>,
+    events: Recent<EventId, Event>,
+    categories: Recent<EventId, Arc<Vec<Category>>>,
 }
 
 impl CachedCatalogue {
     pub fn new(inner: Arc<dyn Catalogue>, ttl: Duration) -> Self {
         Self {
             inner,
-            events: cache(ttl),
-            categories: cache(ttl),
+            events: Recent::new(ttl),
+            categories: Recent::new(ttl),
         }
     }
-}
-
-fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<EventId, V> {
-    Cache::builder()
-        .max_capacity(CAPACITY)
-        .time_to_live(ttl)
-        .build()
 }
 
 #[async_trait]
@@ -55,31 +102,26 @@ impl Catalogue for CachedCatalogue {
     }
 
     async fn event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
-        if let Some(event) = self.events.get(&id).await {
+        if let Some(event) = self.events.get(&id) {
             return Ok(Some(event));
         }
         let event = self.inner.event(id).await?;
         if let Some(event) = &event {
-            self.events.insert(id, event.clone()).await;
+            self.events.insert(id, event.clone());
         }
         Ok(event)
     }
 
     async fn insert_category(&self, category: &Category) -> Result<(), InsertCategoryError> {
         let inserted = self.inner.insert_category(category).await;
-        self.categories.invalidate(&category.event_id).await;
+        self.categories.forget(&category.event_id);
         inserted
     }
 
     /// Concurrent misses for one event wait for a single read of the inner catalogue.
     async fn categories(&self, event: EventId) -> Result<Vec<Category>, StoreError> {
-        let categories = self
-            .categories
-            .try_get_with(event, async {
-                self.inner.categories(event).await.map(Arc::new)
-            })
-            .await
-            .map_err(|err| StoreError(err.to_string()))?;
+        let read = async { self.inner.categories(event).await.map(Arc::new) };
+        let categories = self.categories.get_or_read(&event, read).await?;
         Ok(categories.to_vec())
     }
 }
@@ -89,14 +131,14 @@ impl Catalogue for CachedCatalogue {
 /// process takes effect here within `ttl`.
 pub struct CachedWaitingRoom {
     inner: Arc<dyn WaitingRoom>,
-    settings: Cache<EventId, Option<WaitingRoomSettings>>,
+    settings: Recent<EventId, Option<WaitingRoomSettings>>,
 }
 
 impl CachedWaitingRoom {
     pub fn new(inner: Arc<dyn WaitingRoom>, ttl: Duration) -> Self {
         Self {
             inner,
-            settings: cache(ttl),
+            settings: Recent::new(ttl),
         }
     }
 }
@@ -109,16 +151,15 @@ impl WaitingRoom for CachedWaitingRoom {
         settings: &WaitingRoomSettings,
     ) -> Result<(), StoreError> {
         let configured = self.inner.configure(event, settings).await;
-        self.settings.invalidate(&event).await;
+        self.settings.forget(&event);
         configured
     }
 
     /// Concurrent misses for one event wait for a single read of the inner room.
     async fn settings(&self, event: EventId) -> Result<Option<WaitingRoomSettings>, StoreError> {
         self.settings
-            .try_get_with(event, self.inner.settings(event))
+            .get_or_read(&event, self.inner.settings(event))
             .await
-            .map_err(|err| StoreError(err.to_string()))
     }
 
     async fn join(
