@@ -24,7 +24,46 @@ use crate::layers::auth::{Access, authenticate};
 use crate::layers::errors::{answer, overloaded, timed_out};
 use crate::layers::metrics::{RouteMetrics, method_label};
 
-type Handler = fn(Arc<AppState>, Call) -> BoxFuture<'static, Result<Response, ApiError>>;
+/// Which function's handler serves a route: matched, not called through a pointer, so that
+/// its future is part of the request's one future rather than boxed on its own.
+#[derive(Clone, Copy)]
+enum Handler {
+    CreateEvent,
+    AddTicketCategory,
+    GetAvailability,
+    Reserve,
+    Confirm,
+    GetReservation,
+    SetWaitingRoom,
+    GetWaitingRoom,
+    JoinQueue,
+    GetQueuePlace,
+    WatchQueue,
+    Health,
+    Ready,
+    Metrics,
+}
+
+impl Handler {
+    async fn handle(self, state: Arc<AppState>, call: Call) -> Result<Response, ApiError> {
+        match self {
+            Handler::CreateEvent => handlers::create_event(state, call).await,
+            Handler::AddTicketCategory => handlers::add_ticket_category(state, call).await,
+            Handler::GetAvailability => handlers::get_availability(state, call).await,
+            Handler::Reserve => handlers::reserve(state, call).await,
+            Handler::Confirm => handlers::confirm(state, call).await,
+            Handler::GetReservation => handlers::get_reservation(state, call).await,
+            Handler::SetWaitingRoom => handlers::set_waiting_room(state, call).await,
+            Handler::GetWaitingRoom => handlers::get_waiting_room(state, call).await,
+            Handler::JoinQueue => handlers::join_queue(state, call).await,
+            Handler::GetQueuePlace => handlers::get_queue_place(state, call).await,
+            Handler::WatchQueue => handlers::watch_queue(state, call).await,
+            Handler::Health => handlers::health(state, call).await,
+            Handler::Ready => handlers::ready(state, call).await,
+            Handler::Metrics => handlers::metrics(state, call).await,
+        }
+    }
+}
 
 struct Route {
     /// The `function` label of the metrics.
@@ -48,7 +87,7 @@ fn table() -> [Route; 14] {
             method: Method::POST,
             path: "/events",
             access: ADMIN,
-            handler: |state, request| Box::pin(handlers::create_event(state, request)),
+            handler: Handler::CreateEvent,
         },
         Route {
             function: "add-ticket-category",
@@ -56,7 +95,7 @@ fn table() -> [Route; 14] {
             method: Method::POST,
             path: "/events/{id}/ticket-category",
             access: ADMIN,
-            handler: |state, request| Box::pin(handlers::add_ticket_category(state, request)),
+            handler: Handler::AddTicketCategory,
         },
         Route {
             function: "get-availability",
@@ -64,7 +103,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/events/{id}/availability",
             access: Access::Public,
-            handler: |state, request| Box::pin(handlers::get_availability(state, request)),
+            handler: Handler::GetAvailability,
         },
         Route {
             function: "reserve",
@@ -72,7 +111,7 @@ fn table() -> [Route; 14] {
             method: Method::POST,
             path: "/reserve",
             access: USER,
-            handler: |state, request| Box::pin(handlers::reserve(state, request)),
+            handler: Handler::Reserve,
         },
         Route {
             function: "confirm",
@@ -80,7 +119,7 @@ fn table() -> [Route; 14] {
             method: Method::POST,
             path: "/confirm",
             access: USER,
-            handler: |state, request| Box::pin(handlers::confirm(state, request)),
+            handler: Handler::Confirm,
         },
         Route {
             function: "get-reservation",
@@ -88,7 +127,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/reservations/{id}",
             access: Access::AnyRole,
-            handler: |state, request| Box::pin(handlers::get_reservation(state, request)),
+            handler: Handler::GetReservation,
         },
         Route {
             function: "set-waiting-room",
@@ -96,7 +135,7 @@ fn table() -> [Route; 14] {
             method: Method::PUT,
             path: "/events/{id}/waiting-room",
             access: ADMIN,
-            handler: |state, request| Box::pin(handlers::set_waiting_room(state, request)),
+            handler: Handler::SetWaitingRoom,
         },
         Route {
             function: "get-waiting-room",
@@ -104,7 +143,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/events/{id}/waiting-room",
             access: Access::Public,
-            handler: |state, request| Box::pin(handlers::get_waiting_room(state, request)),
+            handler: Handler::GetWaitingRoom,
         },
         Route {
             function: "join-queue",
@@ -112,7 +151,7 @@ fn table() -> [Route; 14] {
             method: Method::POST,
             path: "/events/{id}/queue",
             access: USER,
-            handler: |state, request| Box::pin(handlers::join_queue(state, request)),
+            handler: Handler::JoinQueue,
         },
         Route {
             function: "get-queue-place",
@@ -120,7 +159,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/events/{id}/queue/me",
             access: USER,
-            handler: |state, request| Box::pin(handlers::get_queue_place(state, request)),
+            handler: Handler::GetQueuePlace,
         },
         Route {
             function: "watch-queue",
@@ -128,7 +167,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/events/{id}/queue/stream",
             access: USER,
-            handler: |state, request| Box::pin(handlers::watch_queue(state, request)),
+            handler: Handler::WatchQueue,
         },
         Route {
             function: "health",
@@ -136,7 +175,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/health",
             access: Access::Public,
-            handler: |state, request| Box::pin(handlers::health(state, request)),
+            handler: Handler::Health,
         },
         Route {
             function: "ready",
@@ -144,7 +183,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/ready",
             access: Access::Public,
-            handler: |state, request| Box::pin(handlers::ready(state, request)),
+            handler: Handler::Ready,
         },
         Route {
             function: "metrics",
@@ -152,7 +191,7 @@ fn table() -> [Route; 14] {
             method: Method::GET,
             path: "/metrics",
             access: Access::Public,
-            handler: |state, request| Box::pin(handlers::metrics(state, request)),
+            handler: Handler::Metrics,
         },
     ]
 }
@@ -307,7 +346,7 @@ impl Routes {
             caller,
             id,
         };
-        let handled = (endpoint.handler)(self.state.clone(), call);
+        let handled = endpoint.handler.handle(self.state.clone(), call);
         tokio::time::timeout(self.timeout, handled)
             .await
             .unwrap_or_else(|_| Err(timed_out()))
