@@ -90,7 +90,7 @@ where
     }
 }
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A random UUID, written straight into the header rather than through `to_string` and a parse.
 fn new_request_id() -> HeaderValue {

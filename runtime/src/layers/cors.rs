@@ -9,6 +9,8 @@ use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::access_log::X_REQUEST_ID;
+
 /// How long a browser may cache a preflight's answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -28,7 +30,7 @@ pub fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
             HeaderName::from_static("last-event-id"),
         ])
         // A front end reads when to retry, and the id to quote in a support request.
-        .expose_headers([RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .expose_headers([RETRY_AFTER, X_REQUEST_ID])
         .max_age(PREFLIGHT_MAX_AGE);
     Some(layer)
 }
